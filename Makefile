@@ -1,0 +1,61 @@
+# Overgang: see README.md. Every target installs what it needs into .venv.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PROTO_OUT := services
+PROTOS := $(wildcard proto/overgang/v1/*.proto)
+
+.PHONY: install proto proto-check lint test test-unit test-kafka bench demo kafka-start kafka-stop clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Generated stubs are committed; `proto-check` fails if they drift from proto/.
+proto: install
+	mkdir -p $(PROTO_OUT)/overgang/v1
+	$(BIN)/python -m grpc_tools.protoc -I proto \
+	  --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
+	  --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
+	  --python_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
+	  --mypy_out=$(PROTO_OUT) --mypy_grpc_out=$(PROTO_OUT) $(PROTOS)
+	touch $(PROTO_OUT)/overgang/v1/__init__.py
+
+proto-check: proto
+	@git diff --exit-code -- $(PROTO_OUT)/overgang/v1 \
+	  || (echo "generated stubs are stale: run 'make proto' and commit" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- $(PROTO_OUT)/overgang/v1)" \
+	  || (echo "untracked generated stubs: run 'make proto' and commit" >&2; exit 1)
+
+lint: install
+	$(BIN)/ruff check services tests
+	$(BIN)/ruff format --check services tests
+	$(BIN)/mypy
+
+kafka-start:
+	infra/kafka/kafka.sh start && infra/kafka/kafka.sh wait
+
+kafka-stop:
+	infra/kafka/kafka.sh stop
+
+test-unit: install
+	$(BIN)/python -m pytest tests/unit -q
+
+test: install proto-check lint
+	$(BIN)/python -m pytest tests -q
+
+bench: install
+	$(BIN)/python -m overgang.bench
+
+demo: install
+	$(BIN)/overgang demo
+
+clean:
+	rm -rf $(VENV) .kafka .pytest_cache .mypy_cache .ruff_cache

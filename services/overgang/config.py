@@ -1,0 +1,64 @@
+"""Runtime settings, read once from the environment (12-factor)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str = field(
+        default_factory=lambda: _env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    )
+    # Partitions of the keyed event topics; all co-partitioned topics share it.
+    topic_partitions: int = field(
+        default_factory=lambda: int(_env("OVERGANG_TOPIC_PARTITIONS", "6"))
+    )
+    replication_factor: int = field(
+        default_factory=lambda: int(_env("OVERGANG_REPLICATION_FACTOR", "1"))
+    )
+    database_url: str = field(
+        default_factory=lambda: _env(
+            "DATABASE_URL", f"sqlite:///{REPO_ROOT / '.data' / 'pathway.db'}"
+        )
+    )
+    coordination_database_url: str = field(
+        default_factory=lambda: _env(
+            "COORDINATION_DATABASE_URL",
+            f"sqlite:///{REPO_ROOT / '.data' / 'coordination.db'}",
+        )
+    )
+    # Key for the keyed HMAC that pseudonymises national ids. Must be set in production.
+    pseudonym_key: str = field(
+        default_factory=lambda: _env("OVERGANG_PSEUDONYM_KEY", "dev-only-not-secret")
+    )
+    pathway_grpc: str = field(default_factory=lambda: _env("PATHWAY_GRPC_ADDR", "127.0.0.1:50051"))
+    discharge_grpc: str = field(
+        default_factory=lambda: _env("DISCHARGE_GRPC_ADDR", "127.0.0.1:50052")
+    )
+    coordination_grpc: str = field(
+        default_factory=lambda: _env("COORDINATION_GRPC_ADDR", "127.0.0.1:50053")
+    )
+    # Bearer tokens -> roles, "token=role,token=role"; empty disables auth (local dev only).
+    auth_tokens: str = field(default_factory=lambda: _env("OVERGANG_AUTH_TOKENS", ""))
+    rates_file: str = field(default_factory=lambda: _env("OVERGANG_RATES_FILE", ""))
+    rule_profile_file: str = field(default_factory=lambda: _env("OVERGANG_PROFILE_FILE", ""))
+    data_dir: Path = field(
+        default_factory=lambda: Path(_env("OVERGANG_DATA_DIR", str(REPO_ROOT / ".data")))
+    )
+    tls_cert: str = field(default_factory=lambda: _env("OVERGANG_TLS_CERT", ""))
+    tls_key: str = field(default_factory=lambda: _env("OVERGANG_TLS_KEY", ""))
+    tls_client_ca: str = field(default_factory=lambda: _env("OVERGANG_TLS_CLIENT_CA", ""))
+
+
+def load_settings() -> Settings:
+    return Settings()

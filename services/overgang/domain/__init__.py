@@ -1,0 +1,1 @@
+"""The pure domain core: no Kafka, gRPC, SQL or I/O beyond reading values passed in."""

@@ -1,0 +1,1 @@
+"""gRPC adapters shared by the services: server set-up, auth, error details."""

@@ -1,0 +1,81 @@
+"""Topic names and their declared configuration (infra/kafka/topics.toml)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from overgang.config import REPO_ROOT, Settings
+
+HOSPITAL_EVENTS = "overgang.hospital-events.v1"
+MUNICIPAL_EVENTS = "overgang.municipal-events.v1"
+PATHWAY_EVENTS = "overgang.pathway-events.v1"
+COORDINATION_TASKS = "overgang.coordination-tasks.v1"
+LIABILITY_EVENTS = "overgang.liability-events.v1"
+CLOCK_TICKS = "overgang.clock-ticks.v1"
+DEAD_LETTER = "overgang.dead-letter.v1"
+
+TOPICS_FILE = REPO_ROOT / "infra" / "kafka" / "topics.toml"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str]
+
+
+def declared_topics(settings: Settings, path: Path = TOPICS_FILE) -> list[TopicSpec]:
+    with path.open("rb") as handle:
+        declared = tomllib.load(handle)["topics"]
+    specs = []
+    for name, body in declared.items():
+        rf = int(body.get("replication_factor", settings.replication_factor))
+        config = {k: str(v) for k, v in body.get("config", {}).items()}
+        if config.get("min.insync.replicas") == "auto":
+            # One fewer than the replicas: a single broker may fail without stopping writes.
+            config["min.insync.replicas"] = str(max(1, rf - 1))
+        specs.append(
+            TopicSpec(
+                name=name,
+                partitions=int(body.get("partitions", settings.topic_partitions)),
+                replication_factor=rf,
+                config=config,
+            )
+        )
+    return specs
+
+
+def ensure_topics(settings: Settings, names: list[str] | None = None) -> list[str]:
+    """Create the declared topics that do not exist yet; returns those created."""
+    specs = [s for s in declared_topics(settings) if names is None or s.name in names]
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, client_id="overgang-topics"
+    )
+    try:
+        existing = set(admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        created = []
+        for spec in missing:
+            try:
+                admin.create_topics(
+                    [
+                        NewTopic(
+                            name=spec.name,
+                            num_partitions=spec.partitions,
+                            replication_factor=spec.replication_factor,
+                            topic_configs=spec.config,
+                        )
+                    ]
+                )
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass  # another service won the race: fine
+        return created
+    finally:
+        admin.close()
