@@ -1,0 +1,126 @@
+"""Transactional outbox: a Kafka record is written in the same SQL transaction as the
+state change it announces, and a relay publishes it afterwards, in order, at least once.
+Consumers dedupe by the event id carried in the record."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import Engine, LargeBinary
+from sqlmodel import Column, Field, Session, SQLModel, select
+
+from overgang.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class OutboxRecord(SQLModel, table=True):
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str = Field(max_length=200)
+    key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    value: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    headers_json: str = Field(default="[]")
+    created_at: dt.datetime = Field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    published_at: dt.datetime | None = Field(default=None, index=True)
+
+
+def enqueue(
+    session: Session,
+    topic: str,
+    key: bytes | None,
+    value: bytes,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
+    """Add a record to the caller's transaction; it is published after the commit."""
+    encoded = [[name, data.decode("latin-1")] for name, data in headers or []]
+    session.add(OutboxRecord(topic=topic, key=key, value=value, headers_json=json.dumps(encoded)))
+
+
+def _headers(record: OutboxRecord) -> list[tuple[str, bytes]]:
+    return [(name, data.encode("latin-1")) for name, data in json.loads(record.headers_json)]
+
+
+class OutboxRelay:
+    """Publishes unpublished rows in id order; wake it with `notify()` after a commit."""
+
+    def __init__(self, engine: Engine, bootstrap: str, batch: int = 200) -> None:
+        self.engine = engine
+        self.bootstrap = bootstrap
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    def _pending(self) -> list[OutboxRecord]:
+        with Session(self.engine) as session:
+            query = (
+                select(OutboxRecord)
+                .where(OutboxRecord.published_at == None)  # noqa: E711 (SQL NULL)
+                .order_by(OutboxRecord.id)  # type: ignore[arg-type]
+                .limit(self.batch)
+            )
+            return list(session.exec(query))
+
+    def _mark(self, ids: list[int]) -> None:
+        now = dt.datetime.now(dt.UTC)
+        with Session(self.engine) as session:
+            for record in session.exec(
+                select(OutboxRecord).where(OutboxRecord.id.in_(ids))  # type: ignore[union-attr]
+            ):
+                record.published_at = now
+                session.add(record)
+            session.commit()
+
+    async def publish_pending(self) -> int:
+        """One pass; returns how many records were published."""
+        assert self._producer is not None, "start() first"
+        records = await asyncio.to_thread(self._pending)
+        if not records:
+            return 0
+        futures: list[Any] = []
+        for record in records:
+            futures.append(
+                await self._producer.send(
+                    record.topic, value=record.value, key=record.key, headers=_headers(record)
+                )
+            )
+        await asyncio.gather(*futures)  # all acknowledged before any is marked
+        await asyncio.to_thread(self._mark, [r.id for r in records if r.id is not None])
+        return len(records)
+
+    async def run(self, poll_seconds: float = 1.0) -> None:
+        while True:
+            try:
+                while await self.publish_pending():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Kafka down: keep the rows, retry later
+                log.warning("outbox.publish_failed", error=str(exc))
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
+            except TimeoutError:
+                pass
