@@ -52,7 +52,9 @@ class InvalidEvent(ValueError):
         self.reason = reason
 
 
-def _timestamp(msg: events_pb2.Event | events_pb2.DischargeReadyNotified, name: str, path: str) -> dt.datetime:
+def _timestamp(
+    msg: events_pb2.Event | events_pb2.DischargeReadyNotified, name: str, path: str
+) -> dt.datetime:
     if not msg.HasField(name):  # type: ignore[arg-type]
         raise InvalidEvent(path, "is required (RFC 3339 timestamp with offset)")
     stamp = getattr(msg, name)
@@ -83,7 +85,9 @@ def event_from_proto(msg: events_pb2.Event) -> EpisodeEvent:
     division = Division(events_pb2.Division.Name(msg.division))
     payload = msg.WhichOneof("payload")
     if payload is None:
-        raise InvalidEvent("payload", f"exactly one of {', '.join(sorted(_json_names()))} is required")
+        raise InvalidEvent(
+            "payload", f"exactly one of {', '.join(sorted(_json_names()))} is required"
+        )
     kind = _PAYLOAD_KIND[payload]
     base = {
         "event_id": msg.event_id,
@@ -100,7 +104,9 @@ def event_from_proto(msg: events_pb2.Event) -> EpisodeEvent:
         body = msg.discharge_ready_notified
         ready_at = _timestamp(body, "ready_at", "dischargeReadyNotified.readyAt")
         if ready_at > occurred_at + dt.timedelta(days=31):
-            raise InvalidEvent("dischargeReadyNotified.readyAt", "is more than 31 days after the notice")
+            raise InvalidEvent(
+                "dischargeReadyNotified.readyAt", "is more than 31 days after the notice"
+            )
         needs = _needs(body.needs, "dischargeReadyNotified.needs")
         return EpisodeEvent(**base, ready_at=ready_at, needs=needs)  # type: ignore[arg-type]
     if kind is EventKind.MUNICIPALITY_ANSWERED:
@@ -114,7 +120,9 @@ def event_from_proto(msg: events_pb2.Event) -> EpisodeEvent:
                     "municipalityAnswered.expectedReadyDate", "must be a date YYYY-MM-DD"
                 ) from None
             if len(body_a.expected_ready_date) != 10:
-                raise InvalidEvent("municipalityAnswered.expectedReadyDate", "must be a date YYYY-MM-DD")
+                raise InvalidEvent(
+                    "municipalityAnswered.expectedReadyDate", "must be a date YYYY-MM-DD"
+                )
         return EpisodeEvent(
             **base,  # type: ignore[arg-type]
             can_receive=body_a.can_receive,

@@ -28,7 +28,9 @@ def bad_request_status(violations: list[FieldViolation]) -> grpc.Status:
     )
 
 
-async def abort_invalid(context: grpc.aio.ServicerContext[Any, Any], violations: list[FieldViolation]) -> NoReturn:
+async def abort_invalid(
+    context: grpc.aio.ServicerContext[Any, Any], violations: list[FieldViolation]
+) -> NoReturn:
     await context.abort_with_status(bad_request_status(violations))
     raise AssertionError("unreachable")  # abort_with_status raises
 

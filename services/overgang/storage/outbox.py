@@ -5,6 +5,7 @@ Consumers dedupe by the event id carried in the record."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 from typing import Any
@@ -120,7 +121,5 @@ class OutboxRelay:
             except Exception as exc:  # Kafka down: keep the rows, retry later
                 log.warning("outbox.publish_failed", error=str(exc))
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
-            except TimeoutError:
-                pass

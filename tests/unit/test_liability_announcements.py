@@ -1,0 +1,71 @@
+"""What the live clock announces as time passes and events arrive."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from overgang.domain.liability_diff import ChangeKind, liability_diff
+
+from .episode_story import Episode, at
+
+
+def story() -> Episode:
+    return Episode().admission_notice(at("2024-03-01")).discharge_ready(at("2024-03-04"))
+
+
+def test_a_new_notice_announces_a_started_period_and_no_days_yet() -> None:
+    changes = liability_diff(None, story().statement(as_of="2024-03-04"), "notice")
+    assert [c.kind for c in changes] == [ChangeKind.PERIOD_STARTED]
+
+
+def test_the_midnight_tick_accrues_the_day_that_just_ended() -> None:
+    episode = story()
+    changes = liability_diff(
+        episode.statement(as_of="2024-03-04"), episode.statement(as_of="2024-03-05"), None
+    )
+    assert [(c.kind, c.event_id) for c in changes] == [
+        (ChangeKind.DAY_ACCRUED, "81234:E1:day:2024-03-04")
+    ]
+
+
+def test_a_tick_after_downtime_accrues_every_missed_day() -> None:
+    episode = story()
+    changes = liability_diff(
+        episode.statement(as_of="2024-03-05"), episode.statement(as_of="2024-03-08"), None
+    )
+    assert [c.day.date.day for c in changes if c.day] == [5, 6, 7]
+
+
+def test_a_late_event_is_announced_as_a_correction_reversing_days() -> None:
+    episode = story()
+    before = episode.statement(as_of="2024-03-08")
+    episode.service_ready(at("2024-03-06"))
+    changes = liability_diff(before, episode.statement(as_of="2024-03-08"), "late")
+    correction = next(c for c in changes if c.kind is ChangeKind.CORRECTED)
+    assert ([d.date for d in correction.reversed], correction.delta_nok) == (
+        [dt.date(2024, 3, 6), dt.date(2024, 3, 7)],
+        -2 * 5_745,
+    )
+
+
+def test_an_end_event_on_the_current_day_announces_the_end_without_correction() -> None:
+    episode = story()
+    before = episode.statement(as_of="2024-03-06")
+    episode.service_ready(at("2024-03-06"))
+    changes = liability_diff(before, episode.statement(as_of="2024-03-06"), "ready")
+    assert [c.kind for c in changes] == [ChangeKind.PERIOD_ENDED]
+
+
+def test_a_late_admission_notice_un_voids_the_period_with_a_correction() -> None:
+    episode = Episode().discharge_ready(at("2024-03-04", "09:00"))
+    before = episode.statement(as_of="2024-03-06")
+    episode.admission_notice(at("2024-03-04", "08:00"))  # sent earlier, delivered late
+    changes = liability_diff(before, episode.statement(as_of="2024-03-06"), "adm")
+    assert [c.kind for c in changes] == [ChangeKind.PERIOD_STARTED, ChangeKind.CORRECTED]
+
+
+def test_announcing_the_same_difference_twice_gives_the_same_ids() -> None:
+    episode = story()
+    before, after = episode.statement(as_of="2024-03-04"), episode.statement(as_of="2024-03-06")
+    first = [c.event_id for c in liability_diff(before, after, None)]
+    assert first == [c.event_id for c in liability_diff(before, after, None)]
