@@ -1,0 +1,126 @@
+"""Session-wide real Kafka for tests marked ``@pytest.mark.kafka``.
+
+Order of preference for ``kafka_bootstrap``:
+
+1. ``KAFKA_BOOTSTRAP_SERVERS`` if set (an already running Kafka; used as-is).
+2. testcontainers ``KafkaContainer`` in KRaft mode, but only if a Docker engine answers a ping.
+3. The local Apache Kafka broker from Maven jars: ``infra/kafka/kafka.sh start`` + ``wait``
+   (port ``KAFKA_PORT``, default 19092; data dir ``OVERGANG_KAFKA_DATA``, default
+   ``<repo>/.kafka``).
+   It is stopped at session end only if this fixture started it.
+
+If no Kafka can be had the fixture FAILS (never skips): a test that needs Kafka and did not run
+it is a failure, not a pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KAFKA_SH = REPO_ROOT / "infra" / "kafka" / "kafka.sh"
+# fetch (cold: ~30 s) + format + start + wait (KAFKA_WAIT_SECONDS, default 90 s)
+_START_TIMEOUT_S = 900
+
+
+def _docker_answers() -> bool:
+    """True only if a Docker engine answers; returns fast when there is none."""
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+def _testcontainers_kafka() -> contextlib.AbstractContextManager[str]:
+    try:
+        from testcontainers.community.kafka import KafkaContainer
+    except ImportError:
+        from testcontainers.kafka import KafkaContainer
+
+    @contextlib.contextmanager
+    def _run() -> Iterator[str]:
+        with KafkaContainer().with_kraft() as kafka:
+            yield kafka.get_bootstrap_server()
+
+    return _run()
+
+
+def _kafka_sh(*args: str, timeout: float = _START_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(KAFKA_SH), *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _fail(what: str, proc: subprocess.CompletedProcess[str]) -> None:
+    pytest.fail(
+        f"could not get a local Kafka broker: `kafka.sh {what}` exited {proc.returncode}\n"
+        f"--- stdout ---\n{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-8000:]}",
+        pytrace=False,
+    )
+
+
+@contextlib.contextmanager
+def _local_kafka() -> Iterator[str]:
+    already_running = _kafka_sh("status", timeout=30).returncode == 0
+    try:
+        start = _kafka_sh("start")
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"`kafka.sh start` timed out: {exc}", pytrace=False)
+    if start.returncode != 0:
+        _fail("start", start)
+    bootstrap = start.stdout.strip().splitlines()[-1]
+    started_here = not already_running
+    try:
+        try:
+            ready = _kafka_sh("wait")
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"`kafka.sh wait` timed out: {exc}", pytrace=False)
+        if ready.returncode != 0:
+            _fail("wait", ready)
+        yield bootstrap
+    finally:
+        if started_here:
+            _kafka_sh("stop", timeout=120)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap servers ("host:port[,host:port]") of a real Kafka broker."""
+    env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if env:
+        yield env
+        return
+    if _docker_answers():
+        with _testcontainers_kafka() as bootstrap:
+            yield bootstrap
+        return
+    with _local_kafka() as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture
+def unique_name() -> Callable[[str], str]:
+    """Factory for unique topic/group/app names: ``unique_name("cases")`` -> ``cases-1f3a...``."""
+
+    def make(prefix: str = "t") -> str:
+        return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+    return make
