@@ -37,6 +37,15 @@ class Settings:
             f"sqlite:///{REPO_ROOT / '.data' / 'coordination.db'}",
         )
     )
+    # Coordination routing rules: a directory with default.toml and <kommunenummer>.toml
+    # overrides; empty = the rules shipped with the service.
+    coordination_rules_dir: str = field(
+        default_factory=lambda: _env("OVERGANG_COORDINATION_RULES_DIR", "")
+    )
+    # How often the coordination service escalates overdue tasks (seconds).
+    coordination_sla_seconds: float = field(
+        default_factory=lambda: float(_env("OVERGANG_COORDINATION_SLA_SECONDS", "60"))
+    )
     # Key for the keyed HMAC that pseudonymises national ids. Must be set in production.
     pseudonym_key: str = field(
         default_factory=lambda: _env("OVERGANG_PSEUDONYM_KEY", "dev-only-not-secret")
@@ -55,6 +64,9 @@ class Settings:
     data_dir: Path = field(
         default_factory=lambda: Path(_env("OVERGANG_DATA_DIR", str(REPO_ROOT / ".data")))
     )
+    # Fixed "today" (YYYY-MM-DD) for demos and tests that replay a past month; empty in
+    # production, where today is the Europe/Oslo date of the wall clock.
+    clock_date: str = field(default_factory=lambda: _env("OVERGANG_CLOCK_DATE", ""))
     tls_cert: str = field(default_factory=lambda: _env("OVERGANG_TLS_CERT", ""))
     tls_key: str = field(default_factory=lambda: _env("OVERGANG_TLS_KEY", ""))
     tls_client_ca: str = field(default_factory=lambda: _env("OVERGANG_TLS_CLIENT_CA", ""))

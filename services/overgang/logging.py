@@ -37,6 +37,9 @@ def redact_national_ids(
 
 def configure_logging(service: str, level: str = "INFO") -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level)
+    # Client libraries narrate every connection at INFO; keep their warnings only.
+    for noisy in ("kafka", "aiokafka", "faust", "mode", "grpc"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -33,6 +33,8 @@ class _PeriodStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PeriodSt
     """Ended by service ready, discharge, withdrawal or death; the end day is not billed."""
     VOID: _PeriodStatus.ValueType  # 3
     """A precondition is missing; the reason is kept as evidence."""
+    NOT_STARTED: _PeriodStatus.ValueType  # 4
+    """The episode has no discharge-ready notice yet."""
 
 class PeriodStatus(_PeriodStatus, metaclass=_PeriodStatusEnumTypeWrapper): ...
 
@@ -43,6 +45,8 @@ ENDED: PeriodStatus.ValueType  # 2
 """Ended by service ready, discharge, withdrawal or death; the end day is not billed."""
 VOID: PeriodStatus.ValueType  # 3
 """A precondition is missing; the reason is kept as evidence."""
+NOT_STARTED: PeriodStatus.ValueType  # 4
+"""The episode has no discharge-ready notice yet."""
 Global___PeriodStatus: _TypeAlias = PeriodStatus  # noqa: Y015
 
 class _VoidReason:

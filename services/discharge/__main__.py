@@ -1,0 +1,68 @@
+"""`python -m discharge`: the liability clock worker with its gRPC LiabilityService."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sys
+
+import faust
+from overgang.config import load_settings
+from overgang.grpc.auth import Authenticator
+from overgang.grpc.server import GrpcServer
+from overgang.kafka.topics import ensure_topics
+from overgang.logging import configure_logging, get_logger
+from overgang.rules_config import load_profile, load_rates
+from overgang.v1 import liability_pb2, liability_pb2_grpc
+
+from discharge.app import create_app, oslo_today
+from discharge.grpc_api import LiabilityServicer
+from discharge.state import Rules
+
+log = get_logger(__name__)
+
+
+def main() -> int:
+    configure_logging("discharge")
+    settings = load_settings()
+    rules = Rules(
+        rates=load_rates(settings.rates_file or None),
+        profile=load_profile(settings.rule_profile_file or None),
+    )
+    fixed = dt.date.fromisoformat(settings.clock_date) if settings.clock_date else None
+    created = ensure_topics(settings)
+    log.info(
+        "topics.ensured", created=created, rates=rules.rates.source, profile=rules.profile.name
+    )
+
+    def today() -> dt.date:
+        return fixed or oslo_today()
+
+    clock = create_app(settings, rules, today)
+    auth = Authenticator(settings.auth_tokens)
+    if not auth.enabled:
+        log.warning("auth.disabled", hint="set OVERGANG_AUTH_TOKENS outside a laptop")
+    servicer = LiabilityServicer(clock, auth)
+
+    @clock.app.task
+    async def serve_grpc() -> None:
+        # Runs after table recovery: queries never see a half-restored table.
+        server = GrpcServer(
+            settings.discharge_grpc,
+            [liability_pb2.DESCRIPTOR.services_by_name["LiabilityService"].full_name],
+            lambda s: liability_pb2_grpc.add_LiabilityServiceServicer_to_server(servicer, s),
+            settings,
+        )
+        await server.start()
+        try:
+            await asyncio.Event().wait()  # until the app stops and cancels this task
+        finally:
+            await server.stop()
+
+    worker = faust.Worker(clock.app, loglevel="WARNING", redirect_stdouts=False)
+    worker.execute_from_commandline()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

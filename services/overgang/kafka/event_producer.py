@@ -1,0 +1,34 @@
+"""Produce episode events straight to Kafka, as a hospital integration may: keyed by
+episode id, protobuf binary, municipal answers on the municipal topic."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kafka import KafkaProducer
+
+from overgang.codec import CONTENT_TYPE_PROTO, encode_event
+from overgang.domain.events import MUNICIPAL_KINDS, EpisodeEvent
+from overgang.kafka.topics import HOSPITAL_EVENTS, MUNICIPAL_EVENTS
+
+
+def topic_for(event: EpisodeEvent) -> str:
+    return MUNICIPAL_EVENTS if event.kind in MUNICIPAL_KINDS else HOSPITAL_EVENTS
+
+
+def produce_events(bootstrap: str, events: Iterable[EpisodeEvent]) -> int:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    try:
+        count = 0
+        for event in events:
+            producer.send(
+                topic_for(event),
+                key=event.episode_id.encode(),
+                value=encode_event(event),
+                headers=[("content-type", CONTENT_TYPE_PROTO)],
+            )
+            count += 1
+        producer.flush(timeout=30)
+        return count
+    finally:
+        producer.close(timeout=10)
