@@ -10,7 +10,13 @@ import faust
 from overgang.config import load_settings
 from overgang.grpc.auth import Authenticator
 from overgang.grpc.server import GrpcServer
-from overgang.kafka.topics import ensure_topics
+from overgang.kafka.topics import (
+    CLOCK_TICKS,
+    HOSPITAL_EVENTS,
+    MUNICIPAL_EVENTS,
+    ensure_topics,
+    require_co_partitioned,
+)
 from overgang.logging import configure_logging, get_logger
 from overgang.rules_config import load_profile, load_rates
 from overgang.v1 import liability_pb2, liability_pb2_grpc
@@ -31,6 +37,7 @@ def main() -> int:
     )
     fixed = dt.date.fromisoformat(settings.clock_date) if settings.clock_date else None
     created = ensure_topics(settings)
+    require_co_partitioned(settings, [HOSPITAL_EVENTS, MUNICIPAL_EVENTS, CLOCK_TICKS])
     log.info(
         "topics.ensured", created=created, rates=rules.rates.source, profile=rules.profile.name
     )

@@ -90,7 +90,7 @@ def create_app(
     settings: Settings, rules: Rules, today: Callable[[], dt.date] = oslo_today
 ) -> ClockApp:
     app = faust.App(
-        APP_ID,
+        APP_ID + settings.app_id_suffix,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
         topic_partitions=settings.topic_partitions,

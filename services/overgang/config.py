@@ -67,6 +67,9 @@ class Settings:
     # Fixed "today" (YYYY-MM-DD) for demos and tests that replay a past month; empty in
     # production, where today is the Europe/Oslo date of the wall clock.
     clock_date: str = field(default_factory=lambda: _env("OVERGANG_CLOCK_DATE", ""))
+    # Appended to Faust app ids (consumer groups, changelog topics): lets tests and a
+    # second deployment on the same cluster keep their own state.
+    app_id_suffix: str = field(default_factory=lambda: _env("OVERGANG_APP_ID_SUFFIX", ""))
     tls_cert: str = field(default_factory=lambda: _env("OVERGANG_TLS_CERT", ""))
     tls_key: str = field(default_factory=lambda: _env("OVERGANG_TLS_KEY", ""))
     tls_client_ca: str = field(default_factory=lambda: _env("OVERGANG_TLS_CLIENT_CA", ""))

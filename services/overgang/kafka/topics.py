@@ -79,3 +79,30 @@ def ensure_topics(settings: Settings, names: list[str] | None = None) -> list[st
         return created
     finally:
         admin.close()
+
+
+def partition_counts(settings: Settings, names: list[str]) -> dict[str, int]:
+    """Partitions of existing topics (missing topics are left out)."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, client_id="overgang-topics"
+    )
+    try:
+        described = admin.describe_topics(names)
+        return {t["name"]: len(t["partitions"]) for t in described if not t.get("error_code")}
+    finally:
+        admin.close()
+
+
+class CoPartitioningError(RuntimeError):
+    pass
+
+
+def require_co_partitioned(settings: Settings, names: list[str]) -> None:
+    """Topics feeding one keyed stream must have the same partition count, or one
+    episode's events would land in different partitions of the clock table."""
+    counts = partition_counts(settings, names)
+    if len(set(counts.values())) > 1 or set(counts.values()) - {settings.topic_partitions}:
+        raise CoPartitioningError(
+            f"topics must all have {settings.topic_partitions} partitions "
+            f"(OVERGANG_TOPIC_PARTITIONS), found {counts}"
+        )

@@ -1,0 +1,218 @@
+"""The discharge service against real Kafka gives the numbers `overgang replay` gives,
+also after a crash (SIGKILL) and restart, and for an event that arrives late."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import random
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from overgang.codec import event_to_json
+from overgang.domain.events import EventKind
+from overgang.kafka.event_producer import produce_events
+from overgang.kafka.topics import DEAD_LETTER, HOSPITAL_EVENTS, LIABILITY_EVENTS
+from overgang.launcher import ServiceProcess
+from overgang.simulation import all_events, simulate_month
+from overgang.v1 import liability_pb2 as pb
+from overgang.v1 import liability_pb2_grpc
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
+
+CLOCK_DATE = "2024-04-01"
+STATUS = {pb.RUNNING: "RUNNING", pb.ENDED: "ENDED", pb.VOID: "VOID", pb.NOT_STARTED: "NOT_STARTED"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def discharge(kafka_bootstrap: str, tmp_path: Path) -> Iterator[ServiceProcess]:
+    address = f"127.0.0.1:{free_port()}"
+    service = ServiceProcess(
+        "discharge",
+        address,
+        tmp_path / "discharge.log",
+        env={
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "DISCHARGE_GRPC_ADDR": address,
+            "OVERGANG_CLOCK_DATE": CLOCK_DATE,
+            "OVERGANG_DATA_DIR": str(tmp_path / "data"),
+            "OVERGANG_APP_ID_SUFFIX": f"-it-{uuid.uuid4().hex[:8]}",
+        },
+    )
+    yield service.start().wait_serving()
+    service.stop()
+
+
+def replay_statements(path: Path) -> dict[str, dict[str, object]]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "overgang.cli",
+            "replay",
+            str(path),
+            "--json",
+            "--as-of",
+            CLOCK_DATE,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {e["episodeId"]: e for e in json.loads(out.stdout)["episodes"]}
+
+
+def service_statement(
+    stub: liability_pb2_grpc.LiabilityServiceStub, episode: str
+) -> dict[str, object]:
+    s = stub.GetEpisode(pb.GetEpisodeRequest(episode_id=episode), timeout=5)
+    return {
+        "episodeId": s.episode_id,
+        "status": STATUS[s.status],
+        "liableDays": s.liable_days,
+        "amountNok": s.amount_nok,
+        "voidReason": pb.VoidReason.Name(s.void_reason) if s.void_reason else None,
+        "municipality": s.municipality,
+        "periods": [
+            {"start": p.start, "end": p.end or None, "days": p.days, "amountNok": p.amount_nok}
+            for p in s.periods
+        ],
+    }
+
+
+def wait_until_equal(
+    address: str, expected: dict[str, dict[str, object]], timeout: float = 90
+) -> None:
+    deadline = time.monotonic() + timeout
+    mismatched: dict[str, object] = {}
+    with grpc.insecure_channel(address) as channel:
+        stub = liability_pb2_grpc.LiabilityServiceStub(channel)
+        while time.monotonic() < deadline:
+            mismatched = {}
+            for episode, statement in expected.items():
+                try:
+                    actual = service_statement(stub, episode)
+                except grpc.RpcError as exc:
+                    actual = {"error": exc.code().name}
+                if actual != statement:
+                    mismatched[episode] = (actual, statement)
+            if not mismatched:
+                return
+            time.sleep(1)
+    raise AssertionError(
+        f"{len(mismatched)} episodes differ from replay, e.g. {next(iter(mismatched.items()))}"
+    )
+
+
+def liability_ledger(bootstrap: str, prefix: str) -> dict[str, int]:
+    """NOK per episode from the announced accruals and corrections, deduplicated by id."""
+    consumer = KafkaConsumer(
+        LIABILITY_EVENTS,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=4000,
+    )
+    seen: set[str] = set()
+    totals: dict[str, int] = {}
+    for record in consumer:
+        event = pb.LiabilityEvent.FromString(record.value)
+        if not event.episode_id.startswith(prefix) or event.event_id in seen:
+            continue
+        seen.add(event.event_id)
+        kind = event.WhichOneof("kind")
+        delta = (
+            event.day_accrued.day.amount_nok
+            if kind == "day_accrued"
+            else event.corrected.delta_nok
+            if kind == "corrected"
+            else 0
+        )
+        totals[event.episode_id] = totals.get(event.episode_id, 0) + delta
+    consumer.close()
+    return totals
+
+
+def dead_letter_reasons(bootstrap: str, key: bytes) -> list[str]:
+    consumer = KafkaConsumer(
+        DEAD_LETTER,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=4000,
+    )
+    reasons = [dict(r.headers)["dlq.reason"].decode() for r in consumer if r.key == key]
+    consumer.close()
+    return reasons
+
+
+def test_live_clock_equals_replay_through_a_crash_and_a_late_event(
+    kafka_bootstrap: str, discharge: ServiceProcess, tmp_path: Path
+) -> None:
+    her_id = str(random.randint(10_000_000, 99_999_999))
+    episodes = simulate_month(2024, 3, 60, seed=7, her_id=her_id)
+    events = list(all_events(episodes))
+    # Any order, some duplicates: the hospital integration retries, Kafka redelivers.
+    rnd = random.Random(3)
+    arrivals = events + rnd.sample(events, 12)
+    rnd.shuffle(arrivals)
+    produce_events(kafka_bootstrap, arrivals)
+    bad_key = f"{her_id}:garbage".encode()
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer.send(HOSPITAL_EVENTS, key=bad_key, value=b"\x08\x96\x01not an event")
+    producer.flush()
+    producer.close()
+
+    history = tmp_path / "events.jsonl"
+    history.write_text("".join(event_to_json(e) + "\n" for e in events))
+    expected = replay_statements(history)
+    assert len(expected) == 60 and sum(int(e["amountNok"]) for e in expected.values()) > 0  # type: ignore[call-overload]
+    wait_until_equal(discharge.grpc_address, expected)
+
+    # A crash, then a restart: the table comes back from its changelog.
+    discharge.kill()
+    discharge.start().wait_serving()
+    wait_until_equal(discharge.grpc_address, expected, timeout=30)
+
+    # An admission notice that was sent in time but arrives late un-voids a period.
+    void = next(
+        e
+        for e in episodes
+        if e.story == "missing-admission-notice" or e.story == "late-admission-notice"
+    )
+    notice = next(e for e in void.hospital if e.kind is EventKind.DISCHARGE_READY_NOTIFIED)
+    late = dataclasses.replace(
+        notice,
+        event_id=f"{void.episode_id}:late-admission-notice",
+        kind=EventKind.ADMISSION_NOTIFIED,
+        occurred_at=notice.occurred_at - dt.timedelta(hours=2),
+        ready_at=None,
+    )
+    produce_events(kafka_bootstrap, [late])
+    with history.open("a") as handle:
+        handle.write(event_to_json(late) + "\n")
+    expected = replay_statements(history)
+    assert expected[void.episode_id]["status"] != "VOID"
+    wait_until_equal(discharge.grpc_address, expected)
+
+    announced = liability_ledger(kafka_bootstrap, her_id)
+    assert {k: v for k, v in announced.items() if v} == {
+        k: int(e["amountNok"])
+        for k, e in expected.items()
+        if e["amountNok"]  # type: ignore[call-overload]
+    }
+    assert any("not a protobuf" in r for r in dead_letter_reasons(kafka_bootstrap, bad_key))
