@@ -7,6 +7,10 @@ import datetime as dt
 import sys
 
 import faust
+
+from discharge.app import create_app, oslo_today
+from discharge.grpc_api import LiabilityServicer
+from discharge.state import Rules
 from overgang.config import load_settings
 from overgang.grpc.auth import Authenticator
 from overgang.grpc.server import GrpcServer
@@ -20,10 +24,6 @@ from overgang.kafka.topics import (
 from overgang.logging import configure_logging, get_logger
 from overgang.rules_config import load_profile, load_rates
 from overgang.v1 import liability_pb2, liability_pb2_grpc
-
-from discharge.app import create_app, oslo_today
-from discharge.grpc_api import LiabilityServicer
-from discharge.state import Rules
 
 log = get_logger(__name__)
 

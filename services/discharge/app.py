@@ -23,13 +23,6 @@ from typing import Any
 
 import faust
 from faust.types import EventT
-from overgang.codec import CONTENT_TYPE_JSON, InvalidEvent, decode_event
-from overgang.config import Settings
-from overgang.domain.events import MUNICIPAL_KINDS, OSLO, EpisodeEvent
-from overgang.domain.liability_diff import LiabilityChange
-from overgang.kafka import topics
-from overgang.kafka.dead_letter import dead_letter
-from overgang.logging import get_logger
 
 from discharge.messages import liability_event
 from discharge.state import (
@@ -40,6 +33,13 @@ from discharge.state import (
     entry_from_json,
     entry_to_json,
 )
+from overgang.codec import CONTENT_TYPE_JSON, InvalidEvent, decode_event
+from overgang.config import Settings
+from overgang.domain.events import MUNICIPAL_KINDS, OSLO, EpisodeEvent
+from overgang.domain.liability_diff import LiabilityChange
+from overgang.kafka import topics
+from overgang.kafka.dead_letter import dead_letter
+from overgang.logging import get_logger
 
 log = get_logger(__name__)
 

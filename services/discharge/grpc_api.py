@@ -7,15 +7,15 @@ import re
 from typing import Any, TypeAlias
 
 import grpc
+
+from discharge.app import ClockApp
+from discharge.messages import episode_statement, liable_day
 from overgang.codec import EPISODE_ID, MUNICIPALITY
 from overgang.domain.clock import PeriodStatus, Statement
 from overgang.grpc.auth import Authenticator, Role
 from overgang.grpc.errors import abort_invalid
 from overgang.v1 import liability_pb2 as pb
 from overgang.v1 import liability_pb2_grpc
-
-from discharge.app import ClockApp
-from discharge.messages import episode_statement, liable_day
 
 Context: TypeAlias = Any  # grpc.aio.ServicerContext (grpc ships no type hints)
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")

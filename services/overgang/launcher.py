@@ -65,9 +65,8 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise ServiceFailed(
-                    f"{self.module} exited with {self.process.returncode}:\n{log_tail(self.log_path)}"
-                )
+                code = self.process.returncode
+                raise ServiceFailed(f"{self.module} exited with {code}:\n{log_tail(self.log_path)}")
             if grpc_serving(self.grpc_address):
                 return self
             time.sleep(0.5)

@@ -7,6 +7,7 @@ import datetime as dt
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from overgang.domain.clock import Statement, compute_statement
 from overgang.domain.events import OSLO, Destination, Division, EpisodeEvent, EventKind
 from overgang.domain.liability_diff import ChangeKind, LiabilityChange, liability_diff

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 
 import pytest
+
 from overgang.domain.clock import EndCause, PeriodStatus, VoidReason
 from overgang.domain.events import Division
 from overgang.domain.profile import NO_2019, LateAdmissionNotice
