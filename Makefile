@@ -1,6 +1,6 @@
 # Overgang: see README.md. Every target installs what it needs into .venv.
 SHELL := /bin/bash
-PY ?= python3.11
+PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PROTO_OUT := services
