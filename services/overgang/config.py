@@ -14,6 +14,10 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+def _data_dir() -> Path:
+    return Path(_env("OVERGANG_DATA_DIR", str(REPO_ROOT / ".data")))
+
+
 @dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str = field(
@@ -27,14 +31,11 @@ class Settings:
         default_factory=lambda: int(_env("OVERGANG_REPLICATION_FACTOR", "1"))
     )
     database_url: str = field(
-        default_factory=lambda: _env(
-            "DATABASE_URL", f"sqlite:///{REPO_ROOT / '.data' / 'pathway.db'}"
-        )
+        default_factory=lambda: _env("DATABASE_URL", f"sqlite:///{_data_dir() / 'pathway.db'}")
     )
     coordination_database_url: str = field(
         default_factory=lambda: _env(
-            "COORDINATION_DATABASE_URL",
-            f"sqlite:///{REPO_ROOT / '.data' / 'coordination.db'}",
+            "COORDINATION_DATABASE_URL", f"sqlite:///{_data_dir() / 'coordination.db'}"
         )
     )
     # Coordination routing rules: a directory with default.toml and <kommunenummer>.toml
@@ -61,9 +62,7 @@ class Settings:
     auth_tokens: str = field(default_factory=lambda: _env("OVERGANG_AUTH_TOKENS", ""))
     rates_file: str = field(default_factory=lambda: _env("OVERGANG_RATES_FILE", ""))
     rule_profile_file: str = field(default_factory=lambda: _env("OVERGANG_PROFILE_FILE", ""))
-    data_dir: Path = field(
-        default_factory=lambda: Path(_env("OVERGANG_DATA_DIR", str(REPO_ROOT / ".data")))
-    )
+    data_dir: Path = field(default_factory=lambda: _data_dir())
     # Fixed "today" (YYYY-MM-DD) for demos and tests that replay a past month; empty in
     # production, where today is the Europe/Oslo date of the wall clock.
     clock_date: str = field(default_factory=lambda: _env("OVERGANG_CLOCK_DATE", ""))

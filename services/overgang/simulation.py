@@ -171,3 +171,21 @@ def all_events(episodes: list[SimulatedEpisode]) -> Iterator[EpisodeEvent]:
     for episode in episodes:
         yield from episode.hospital
         yield from episode.municipal
+
+
+def synthetic_national_id(rnd: random.Random) -> str:
+    """A valid (mod-11) synthetic test number: month + 80 marks it as a Tenor-style test
+    person, so a demo can never carry a real person's fødselsnummer."""
+    w1, w2 = (3, 7, 6, 1, 8, 9, 4, 5, 2), (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
+    while True:
+        birth = dt.date(1930, 1, 1) + dt.timedelta(days=rnd.randint(0, 30_000))
+        digits = (
+            f"{birth.day:02d}{birth.month + 80:02d}{birth.year % 100:02d}{rnd.randint(0, 999):03d}"
+        )
+        k1 = (11 - sum(int(d) * w for d, w in zip(digits, w1, strict=True)) % 11) % 11
+        if k1 == 10:
+            continue
+        digits += str(k1)
+        k2 = (11 - sum(int(d) * w for d, w in zip(digits, w2, strict=True)) % 11) % 11
+        if k2 != 10:
+            return digits + str(k2)
