@@ -134,18 +134,21 @@ def transition(stage: Stage | None, needs: Iterable[Need], item: PathwayInput) -
             )
         return Transition(None, Stage.ADMITTED, "admitted")
     if kind is EventKind.ADMISSION_NOTIFIED:
-        _require(item, stage, [Stage.ADMITTED])
-        return Transition(stage, Stage.ADMITTED, "admission notice: expected needs recorded")
+        # A notice sent after the discharge-ready notice is late, not illegal: the clock
+        # needs it as evidence (it voids or delays liability), so it is kept, no move.
+        _require(item, stage, [Stage.ADMITTED, Stage.DISCHARGE_READY])
+        assert stage is not None
+        reason = "admission notice: expected needs recorded"
+        if stage is Stage.DISCHARGE_READY:
+            reason = "late admission notice (after the discharge-ready notice)"
+        return Transition(stage, stage, reason)
     if kind is EventKind.DISCHARGE_READY_NOTIFIED:
         _require(item, stage, [Stage.ADMITTED])
         return Transition(stage, Stage.DISCHARGE_READY, "discharge-ready notice")
     if kind in (EventKind.MUNICIPALITY_ANSWERED, EventKind.SERVICE_READY):
         _require(item, stage, [Stage.DISCHARGE_READY])
-        text = (
-            "municipality answered"
-            if kind is EventKind.MUNICIPALITY_ANSWERED
-            else ("municipal service ready")
-        )
+        answered = kind is EventKind.MUNICIPALITY_ANSWERED
+        text = "municipality answered" if answered else "municipal service ready"
         return Transition(stage, Stage.DISCHARGE_READY, text)
     if kind is EventKind.DISCHARGE_READY_WITHDRAWN:
         _require(item, stage, [Stage.DISCHARGE_READY])
@@ -156,7 +159,7 @@ def transition(stage: Stage | None, needs: Iterable[Need], item: PathwayInput) -
         dest = destination.value if destination is not None else "unknown destination"
         if stage is Stage.ADMITTED:
             return Transition(stage, Stage.CLOSED, f"discharged to {dest} before discharge-ready")
-        if destination in MUNICIPAL_DESTINATIONS and any(True for _ in needs):
+        if destination in MUNICIPAL_DESTINATIONS and tuple(needs):
             return Transition(stage, Stage.RECEIVED, f"discharged to {dest}: municipality receives")
         return Transition(stage, Stage.CLOSED, f"discharged to {dest} without municipal services")
     if kind is EventKind.DIED:
@@ -222,9 +225,11 @@ def apply(state: PathwayState | None, item: PathwayInput) -> tuple[PathwayState,
     if isinstance(item, EpisodeEvent):
         changes["municipality"] = item.municipality
         changes["division"] = item.division
-        if item.kind is EventKind.ADMISSION_NOTIFIED or (
-            item.kind is EventKind.DISCHARGE_READY_NOTIFIED and item.needs
-        ):
+        # A late admission notice must not overwrite the needs of the discharge notice.
+        early_notice = item.kind is EventKind.ADMISSION_NOTIFIED and (
+            step.from_stage is Stage.ADMITTED or not needs
+        )
+        if early_notice or (item.kind is EventKind.DISCHARGE_READY_NOTIFIED and item.needs):
             changes["needs"] = item.needs
     if step.from_stage != step.to_stage:
         entry = HistoryEntry(

@@ -1,0 +1,98 @@
+"""Tables of the pathway database (the only place a national id is stored).
+
+* `patient`: national id and its keyed pseudonym. Nothing else refers to the id.
+* `pathway_event_log`: inbox of every hospital/municipal event recorded, unique by
+  `event_id` (the dedupe key for gRPC intake and the Kafka consumer alike).
+* `pathway_task`: the latest version of each coordination task of an episode.
+* `pathway`: the projection (stage, needs, history), recomputed by the pure fold.
+* `outbox`: shared `overgang.storage.outbox.OutboxRecord`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import LargeBinary, MetaData
+from sqlmodel import Column, Field, SQLModel
+
+from overgang.storage.outbox import OutboxRecord
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class PatientRecord(SQLModel, table=True):
+    __tablename__ = "patient"
+
+    pseudonym: str = Field(primary_key=True, max_length=64)
+    national_id: str = Field(max_length=11, unique=True)
+    created_at: dt.datetime = Field(default_factory=_now)
+
+
+class EventLogRecord(SQLModel, table=True):
+    __tablename__ = "pathway_event_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=128, unique=True)
+    episode_id: str = Field(max_length=80, index=True)
+    kind: str = Field(max_length=40)
+    occurred_at: dt.datetime
+    # codec.encode_event of the validated event.
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    source: str = Field(max_length=80)  # "grpc" or the Kafka topic
+    received_at: dt.datetime = Field(default_factory=_now)
+    # True once the PathwayEvent for this event id is in the outbox (exactly once).
+    announced: bool = Field(default=False)
+    # Why the fold skips this event (illegal in its place), if it does.
+    rejected_reason: str | None = Field(default=None, max_length=500)
+
+
+class TaskRecord(SQLModel, table=True):
+    __tablename__ = "pathway_task"
+
+    task_id: str = Field(primary_key=True, max_length=128)
+    episode_id: str = Field(max_length=80, index=True)
+    unit: str = Field(max_length=120, index=True)
+    kind: str = Field(max_length=60)  # TaskKind name without prefix, e.g. FOLLOW_UP_VISIT
+    status: str = Field(max_length=20)  # OPEN, CLAIMED, DONE, CANCELLED
+    version: int = 0
+    updated_at: dt.datetime
+    announced: bool = Field(default=False)
+    rejected_reason: str | None = Field(default=None, max_length=500)
+
+
+class PathwayRecord(SQLModel, table=True):
+    __tablename__ = "pathway"
+
+    episode_id: str = Field(primary_key=True, max_length=80)
+    her_id: str = Field(max_length=20, index=True)
+    stage: str = Field(max_length=20, index=True)
+    municipality: str = Field(max_length=4, index=True)
+    division: str = Field(max_length=20, index=True)
+    patient_pseudonym: str = Field(default="", max_length=64)
+    needs_json: str = Field(default="[]")
+    history_json: str = Field(default="[]")
+    updated_at: dt.datetime = Field(default_factory=_now)
+
+
+TABLE_NAMES = ("outbox", "patient", "pathway_event_log", "pathway_task", "pathway")
+
+
+def pathway_metadata() -> MetaData:
+    """Only this database's tables: SQLModel.metadata is process-wide and may also hold
+    other services' tables when they are imported into the same process (tests)."""
+    metadata = MetaData()
+    for name in TABLE_NAMES:
+        SQLModel.metadata.tables[name].to_metadata(metadata)
+    return metadata
+
+
+__all__ = [
+    "EventLogRecord",
+    "OutboxRecord",
+    "PathwayRecord",
+    "PatientRecord",
+    "TaskRecord",
+    "pathway_metadata",
+]
