@@ -8,10 +8,11 @@ import sys
 
 import faust
 
-from discharge.app import create_app, oslo_today
+from discharge.app import create_app
 from discharge.grpc_api import LiabilityServicer
 from discharge.state import Rules
-from overgang.config import load_settings
+from overgang.config import load_settings, wall_clock
+from overgang.domain.events import OSLO
 from overgang.grpc.auth import Authenticator
 from overgang.grpc.server import GrpcServer
 from overgang.kafka.topics import (
@@ -35,15 +36,16 @@ def main() -> int:
         rates=load_rates(settings.rates_file or None),
         profile=load_profile(settings.rule_profile_file or None),
     )
-    fixed = dt.date.fromisoformat(settings.clock_date) if settings.clock_date else None
     created = ensure_topics(settings)
     require_co_partitioned(settings, [HOSPITAL_EVENTS, MUNICIPAL_EVENTS, CLOCK_TICKS])
     log.info(
         "topics.ensured", created=created, rates=rules.rates.source, profile=rules.profile.name
     )
 
+    now = wall_clock(settings)
+
     def today() -> dt.date:
-        return fixed or oslo_today()
+        return now().astimezone(OSLO).date()
 
     clock = create_app(settings, rules, today)
     auth = Authenticator(settings.auth_tokens)

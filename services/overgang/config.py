@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,3 +79,14 @@ class Settings:
 
 def load_settings() -> Settings:
     return Settings()
+
+
+def wall_clock(settings: Settings) -> Callable[[], dt.datetime]:
+    """The services' "now": the real time, or, with OVERGANG_CLOCK_DATE, that day's Oslo
+    midnight (a demo replaying a past month sees deadlines as they stood that day)."""
+    if not settings.clock_date:
+        return lambda: dt.datetime.now(dt.UTC)
+    fixed = dt.datetime.combine(
+        dt.date.fromisoformat(settings.clock_date), dt.time(0), tzinfo=ZoneInfo("Europe/Oslo")
+    ).astimezone(dt.UTC)
+    return lambda: fixed

@@ -1,0 +1,328 @@
+"""The coordination database: episodes, tasks and their update log.
+
+Every task change is written, in one transaction, as (1) the task's new state,
+(2) a row in `coordination_task_updates` whose autoincrement `sequence` is the update's
+position in the unit streams, and (3) the TaskUpdate record in the shared outbox.
+
+Sequence order = commit order: writers are serialised (a process-wide lock, plus a
+PostgreSQL transaction-level advisory lock when several processes write; SQLite
+serialises writers itself), so a reader never sees sequence N+1 committed before N and a
+client that resumes after N loses nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from sqlalchemy import ColumnElement, Engine, func, or_, text
+from sqlmodel import Session, col, select
+
+from coordination.convert import task_to_proto
+from coordination.models import EpisodeRow, ProcessedEventRow, TaskRow, TaskUpdateRow
+from coordination.rules import RuleBook
+from overgang.codec import CONTENT_TYPE_PROTO, encode_event
+from overgang.domain.events import EpisodeEvent, Need
+from overgang.domain.tasks import (
+    ACTIVE,
+    DueRule,
+    Episode,
+    PathwayChange,
+    Priority,
+    Stage,
+    Task,
+    TaskKind,
+    TaskStatus,
+    advance_episode,
+    overdue,
+    plan,
+)
+from overgang.kafka.dead_letter import DeadLetter
+from overgang.kafka.topics import COORDINATION_TASKS, DEAD_LETTER, MUNICIPAL_EVENTS
+from overgang.storage.outbox import enqueue
+from overgang.v1 import coordination_pb2
+
+Clock = Callable[[], dt.datetime]
+CONTENT_TYPE_TASK_UPDATE = b"application/x-protobuf; messageType=overgang.v1.TaskUpdate"
+_ADVISORY_LOCK = 0x6F76_6367  # "ovcg": one writer at a time across processes (PostgreSQL)
+_ACTIVE = [s.value for s in ACTIVE]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class TaskNotFound(LookupError):
+    pass
+
+
+class Forbidden(PermissionError):
+    pass
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def _task(row: TaskRow) -> Task:
+    return Task(
+        task_id=row.task_id,
+        episode_id=row.episode_id,
+        municipality=row.municipality,
+        unit=row.unit,
+        kind=TaskKind(row.kind),
+        title=row.title,
+        due_at=_aware(row.due_at),
+        priority=Priority(row.priority),
+        status=TaskStatus(row.status),
+        trigger_event_id=row.trigger_event_id,
+        trigger_at=_aware(row.trigger_at),
+        due_rule=DueRule.parse(row.due_rule),
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+        escalated=row.escalated,
+        escalated_to=row.escalated_to,
+        claimed_by=row.claimed_by,
+        cancel_reason=row.cancel_reason,
+        note=row.note,
+        version=row.version,
+    )
+
+
+def _fill(row: TaskRow, task: Task) -> None:
+    row.episode_id = task.episode_id
+    row.municipality = task.municipality
+    row.unit = task.unit
+    row.kind = task.kind.value
+    row.title = task.title
+    row.due_at = task.due_at
+    row.priority = task.priority.value
+    row.status = task.status.value
+    row.trigger_event_id = task.trigger_event_id
+    row.trigger_at = task.trigger_at
+    row.due_rule = str(task.due_rule)
+    row.created_at = task.created_at
+    row.updated_at = task.updated_at
+    row.escalated = task.escalated
+    row.escalated_to = task.escalated_to
+    row.claimed_by = task.claimed_by
+    row.cancel_reason = task.cancel_reason
+    row.note = task.note
+    row.version = task.version
+
+
+def _episode(row: EpisodeRow | None) -> Episode | None:
+    if row is None:
+        return None
+    return Episode(
+        episode_id=row.episode_id,
+        municipality=row.municipality,
+        division=row.division,
+        patient_pseudonym=row.patient_pseudonym,
+        stage=Stage(row.stage) if row.stage else None,
+        needs=tuple(Need(n) for n in row.needs.split(",") if n),
+        ready_day=row.ready_day,
+        expected_ready_date=row.expected_ready_date,
+        reception_day=row.reception_day,
+    )
+
+
+def _scope(unit: str) -> ColumnElement[bool]:
+    """Rows of `unit` and of its sub-units ("HEALTH_OFFICE" -> "HEALTH_OFFICE/*")."""
+    return or_(
+        col(TaskUpdateRow.unit) == unit,
+        col(TaskUpdateRow.unit).startswith(unit + "/", autoescape=True),
+    )
+
+
+def _update(row: TaskUpdateRow) -> coordination_pb2.TaskUpdate:
+    return coordination_pb2.TaskUpdate(
+        update_id=row.update_id,
+        task=coordination_pb2.Task.FromString(row.task),
+        sequence=row.sequence or 0,
+    )
+
+
+class TaskStore:
+    def __init__(self, engine: Engine, rulebook: RuleBook, clock: Clock = utc_now) -> None:
+        self.engine = engine
+        self.rulebook = rulebook
+        self.clock = clock
+        self._write_lock = threading.Lock()
+
+    # ------------------------------------------------------------------------- writes
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with self._write_lock, Session(self.engine, expire_on_commit=False) as session:
+            if self.engine.dialect.name == "postgresql":
+                session.connection().execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK}
+                )
+            yield session
+            session.commit()
+
+    def _save(self, session: Session, task: Task) -> int:
+        row = session.get(TaskRow, task.task_id)
+        if row is None:
+            row = TaskRow(task_id=task.task_id)  # type: ignore[call-arg]
+        _fill(row, task)
+        session.add(row)
+        proto = task_to_proto(task)
+        update = TaskUpdateRow(
+            update_id=f"{task.task_id}:v{task.version}",
+            task_id=task.task_id,
+            unit=task.unit,
+            status=task.status.value,
+            task=proto.SerializeToString(deterministic=True),
+        )
+        session.add(update)
+        session.flush()  # assigns the sequence
+        sequence = update.sequence
+        assert sequence is not None
+        message = coordination_pb2.TaskUpdate(
+            update_id=update.update_id, task=proto, sequence=sequence
+        )
+        enqueue(
+            session,
+            COORDINATION_TASKS,
+            key=task.episode_id.encode(),
+            value=message.SerializeToString(deterministic=True),
+            headers=[("content-type", CONTENT_TYPE_TASK_UPDATE)],
+        )
+        return sequence
+
+    def apply_change(self, change: PathwayChange) -> list[Task]:
+        """Apply one pathway event (at most once per event id); returns changed tasks."""
+        with self._write() as session:
+            if session.get(ProcessedEventRow, change.event_id) is not None:
+                return []
+            row = session.get(EpisodeRow, change.episode_id)
+            episode = advance_episode(_episode(row), change)
+            if row is None:
+                row = EpisodeRow(episode_id=episode.episode_id, municipality=episode.municipality)
+            row.municipality = episode.municipality
+            row.division = episode.division
+            row.patient_pseudonym = episode.patient_pseudonym
+            row.stage = episode.stage.value if episode.stage else ""
+            row.needs = ",".join(n.value for n in episode.needs)
+            row.ready_day = episode.ready_day
+            row.expected_ready_date = episode.expected_ready_date
+            row.reception_day = episode.reception_day
+            row.updated_at = self.clock()
+            session.add(row)
+            tasks = [
+                _task(r)
+                for r in session.exec(
+                    select(TaskRow).where(TaskRow.episode_id == change.episode_id)
+                )
+            ]
+            rules = self.rulebook.for_municipality(episode.municipality)
+            changed = plan(change, episode, tasks, rules, self.clock())
+            for task in changed:
+                self._save(session, task)
+            session.add(ProcessedEventRow(event_id=change.event_id, episode_id=change.episode_id))
+            return changed
+
+    def _transition(
+        self, task_id: str, step: Callable[[Task], Task], allowed: Callable[[str], bool]
+    ) -> Task:
+        with self._write() as session:
+            row = session.get(TaskRow, task_id)
+            if row is None:
+                raise TaskNotFound(f"task {task_id} not found")
+            task = _task(row)
+            if not allowed(task.unit):
+                raise Forbidden(f"task {task_id} belongs to unit {task.unit}")
+            new = step(task)  # TaskStateError rolls the transaction back
+            if new is not task:
+                self._save(session, new)
+            return new
+
+    def claim(self, task_id: str, by: str, allowed: Callable[[str], bool]) -> Task:
+        return self._transition(task_id, lambda t: t.claim(by, self.clock()), allowed)
+
+    def complete(self, task_id: str, note: str, allowed: Callable[[str], bool]) -> Task:
+        return self._transition(task_id, lambda t: t.complete(self.clock(), note), allowed)
+
+    def escalate_overdue(self) -> list[Task]:
+        now = self.clock()
+        with self._write() as session:
+            rows = session.exec(
+                select(TaskRow)
+                .where(col(TaskRow.status).in_(_ACTIVE))
+                .where(col(TaskRow.escalated).is_(False))
+                .where(col(TaskRow.due_at) < now)
+                .order_by(col(TaskRow.due_at), col(TaskRow.task_id))
+            )
+            escalated = overdue([_task(r) for r in rows], now)
+            for task in escalated:
+                self._save(session, task)
+            return escalated
+
+    def publish_event(self, event: EpisodeEvent) -> None:
+        """A municipal event for the pathway and discharge services (via the outbox)."""
+        with self._write() as session:
+            enqueue(
+                session,
+                MUNICIPAL_EVENTS,
+                key=event.episode_id.encode(),
+                value=encode_event(event),
+                headers=[("content-type", CONTENT_TYPE_PROTO)],
+            )
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        with self._write() as session:
+            enqueue(session, DEAD_LETTER, letter.key, letter.value or b"", letter.headers)
+
+    # -------------------------------------------------------------------------- reads
+    def task(self, task_id: str) -> Task | None:
+        with Session(self.engine) as session:
+            row = session.get(TaskRow, task_id)
+            return _task(row) if row else None
+
+    def tasks_of(self, episode_id: str) -> list[Task]:
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(TaskRow)
+                .where(TaskRow.episode_id == episode_id)
+                .order_by(col(TaskRow.task_id))
+            )
+            return [_task(r) for r in rows]
+
+    def episode(self, episode_id: str) -> Episode | None:
+        with Session(self.engine) as session:
+            return _episode(session.get(EpisodeRow, episode_id))
+
+    def backlog(self, unit: str) -> tuple[list[coordination_pb2.TaskUpdate], int]:
+        """The latest update of every open or claimed task of the unit (and sub-units),
+        in sequence order, and the high-water mark the live stream continues after."""
+        with Session(self.engine) as session:
+            high = session.exec(select(func.max(TaskUpdateRow.sequence))).one() or 0
+            latest = (
+                select(func.max(TaskUpdateRow.sequence))
+                .where(_scope(unit))
+                .where(col(TaskUpdateRow.sequence) <= high)
+                .group_by(col(TaskUpdateRow.task_id))
+            )
+            rows = session.exec(
+                select(TaskUpdateRow)
+                .where(col(TaskUpdateRow.sequence).in_(latest))
+                .where(col(TaskUpdateRow.status).in_(_ACTIVE))
+                .order_by(col(TaskUpdateRow.sequence))
+            )
+            return [_update(r) for r in rows], int(high)
+
+    def updates_after(
+        self, unit: str, after: int, limit: int = 500
+    ) -> Sequence[coordination_pb2.TaskUpdate]:
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(TaskUpdateRow)
+                .where(_scope(unit))
+                .where(col(TaskUpdateRow.sequence) > after)
+                .order_by(col(TaskUpdateRow.sequence))
+                .limit(limit)
+            )
+            return [_update(r) for r in rows]
