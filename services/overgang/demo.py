@@ -74,7 +74,7 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def _retrying(call: Any, attempts: int = 60) -> Any:
+def _retrying(call: Any, attempts: int = 40) -> Any:
     """The coordination service learns of an episode from the pathway stream a moment
     after the hospital's event: retry NOT_FOUND briefly."""
     for attempt in range(attempts):
@@ -109,8 +109,11 @@ def submit_month(clients: Clients, episodes: int) -> list[EpisodeEvent]:
             say(f"  hospital event {event.event_id} rejected: {describe_error(error)}")
     ok = len(hospital) - rejected
     say(f"  hospital: {ok} events accepted by PathwayService, {rejected} rejected")
+    known = {e.episode_id for e in accepted}
     for n, event in enumerate(municipal, start=1):
         assert event.kind in MUNICIPAL_KINDS
+        if event.episode_id not in known:
+            continue  # the hospital's events were rejected: nothing to answer
         event_id = _retrying(lambda e=event, i=n: clients.submit(Submission(i, e, "")))
         accepted.append(
             EpisodeEvent(**{**event.__dict__, "event_id": event_id})  # the id the service gave it

@@ -97,7 +97,8 @@ def _episode(
     b = _Builder(episode)
     first = dt.date(year, month, 1)
     admitted_day = first + dt.timedelta(days=rnd.randint(0, 19))
-    b.add(EventKind.ADMITTED, _at(admitted_day, rnd.randint(0, 23), rnd.choice((5, 20, 40))))
+    admitted_at = _at(admitted_day, rnd.randint(0, 23), rnd.choice((5, 20, 40)))
+    b.add(EventKind.ADMITTED, admitted_at)
 
     destination = rnd.choices(list(_NEEDS_BY_DESTINATION), [60, 25, 8, 7])[0]
     needs = _pick_needs(rnd, destination)
@@ -110,7 +111,9 @@ def _episode(
         else ""
     )
     if not notice_story:
-        b.add(EventKind.ADMISSION_NOTIFIED, _at(admitted_day, 23, 10), needs=needs)
+        # Helseopplysninger within 24 hours of admission.
+        notified = admitted_at + dt.timedelta(hours=rnd.randint(1, 20))
+        b.add(EventKind.ADMISSION_NOTIFIED, notified, needs=needs)
 
     ready_day = admitted_day + dt.timedelta(days=rnd.randint(2, 8))
     declared = _at(ready_day, rnd.randint(8, 13), rnd.choice((0, 15, 30)))
