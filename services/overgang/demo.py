@@ -30,7 +30,7 @@ from overgang import stack
 from overgang.cli_clients import Clients, Submission, describe_error
 from overgang.codec import event_to_json
 from overgang.config import REPO_ROOT, load_settings
-from overgang.domain.events import MUNICIPAL_KINDS, EpisodeEvent
+from overgang.domain.events import MUNICIPAL_KINDS, OSLO, EpisodeEvent
 from overgang.kafka.topics import COORDINATION_TASKS
 from overgang.launcher import ServiceFailed
 from overgang.replay import replay
@@ -93,8 +93,16 @@ def submit_month(clients: Clients, episodes: int) -> list[EpisodeEvent]:
     simulated = simulate_month(2024, 3, episodes, seed=2024)
     rnd = random.Random(7)
     national_ids = {e.episode_id: synthetic_national_id(rnd) for e in simulated}
-    hospital = sorted((e for s in simulated for e in s.hospital), key=EpisodeEvent.sort_key)
-    municipal = sorted((e for s in simulated for e in s.municipal), key=EpisodeEvent.sort_key)
+    # What has happened by the demo's "today": later events have not happened yet.
+    cutoff = dt.datetime.combine(CLOCK_DATE, dt.time(0), tzinfo=OSLO)
+    hospital = sorted(
+        (e for s in simulated for e in s.hospital if e.occurred_at < cutoff),
+        key=EpisodeEvent.sort_key,
+    )
+    municipal = sorted(
+        (e for s in simulated for e in s.municipal if e.occurred_at < cutoff),
+        key=EpisodeEvent.sort_key,
+    )
     accepted: list[EpisodeEvent] = []
     first_seen: set[str] = set()
     rejected = 0
@@ -114,7 +122,11 @@ def submit_month(clients: Clients, episodes: int) -> list[EpisodeEvent]:
         assert event.kind in MUNICIPAL_KINDS
         if event.episode_id not in known:
             continue  # the hospital's events were rejected: nothing to answer
-        event_id = _retrying(lambda e=event, i=n: clients.submit(Submission(i, e, "")))
+        try:
+            event_id = _retrying(lambda e=event, i=n: clients.submit(Submission(i, e, "")))
+        except grpc.RpcError as error:
+            say(f"  municipal event {event.event_id} rejected: {describe_error(error)}")
+            continue
         accepted.append(
             EpisodeEvent(**{**event.__dict__, "event_id": event_id})  # the id the service gave it
         )

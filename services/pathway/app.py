@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from overgang.config import Settings, load_settings
+from overgang.config import Settings, load_settings, wall_clock
 from overgang.grpc.auth import Authenticator
 from overgang.grpc.server import GrpcServer
 from overgang.kafka.topics import ensure_topics
@@ -101,7 +101,12 @@ class PathwayApp:
             await self.consumer.start()
             self._spawn(self.consumer.run(), "pathway-consumer")
         servicer = PathwayServicer(
-            self.store, auth, self.municipalities, self.broadcaster, on_commit=self._notify
+            self.store,
+            auth,
+            self.municipalities,
+            self.broadcaster,
+            on_commit=self._notify,
+            clock=wall_clock(self.settings),
         )
 
         def register(server: grpc.aio.Server) -> None:
