@@ -138,7 +138,15 @@ def work_backlogs(clients: Clients) -> collections.Counter[str]:
     """Simulated coordinators claim and complete part of every unit's backlog."""
     rnd = random.Random(11)
     done: collections.Counter[str] = collections.Counter()
-    for unit in ("HEALTH_OFFICE", "HOME_CARE", "SHORT_TERM_BED", "NAV", "IKART", "GP"):
+    for unit in (
+        "HEALTH_OFFICE",
+        "HOME_CARE",
+        "SHORT_TERM_BED",
+        "NAV",
+        "IKART",
+        "INNSATSTEAM",
+        "GP",
+    ):
         call = clients.coordination.StreamTasks(
             coordination_pb2.StreamTasksRequest(unit=unit), metadata=clients.md, timeout=3
         )
