@@ -9,7 +9,8 @@ from google.protobuf.message import DecodeError
 
 from overgang.codec import EPISODE_ID, InvalidEvent, event_from_proto, event_to_proto
 from overgang.domain.events import Need
-from overgang.domain.tasks import PathwayChange, Stage, Task
+from overgang.domain.pathway import Stage
+from overgang.domain.tasks import PathwayChange, Task
 from overgang.v1 import coordination_pb2, events_pb2, pathway_pb2
 
 MESSAGE = "overgang.v1.PathwayEvent"

@@ -25,13 +25,13 @@ from coordination.models import EpisodeRow, ProcessedEventRow, TaskRow, TaskUpda
 from coordination.rules import RuleBook
 from overgang.codec import CONTENT_TYPE_PROTO, encode_event
 from overgang.domain.events import EpisodeEvent, Need
+from overgang.domain.pathway import Stage
 from overgang.domain.tasks import (
     ACTIVE,
     DueRule,
     Episode,
     PathwayChange,
     Priority,
-    Stage,
     Task,
     TaskKind,
     TaskStatus,

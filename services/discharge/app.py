@@ -38,7 +38,7 @@ from overgang.config import Settings
 from overgang.domain.events import MUNICIPAL_KINDS, OSLO, EpisodeEvent
 from overgang.domain.liability_diff import LiabilityChange
 from overgang.kafka import topics
-from overgang.kafka.dead_letter import dead_letter
+from overgang.kafka.dead_letter import dead_letter_for
 from overgang.logging import get_logger
 
 log = get_logger(__name__)
@@ -125,16 +125,7 @@ def create_app(
 
     async def to_dead_letter(event: EventT, reason: str) -> None:
         message = event.message
-        letter = dead_letter(
-            reason=reason,
-            source_topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key,
-            value=message.value,
-            service=SERVICE,
-            original_headers=_headers(message),
-        )
+        letter = dead_letter_for(message, reason, SERVICE, _headers(message))
         await (await dlq.send(key=letter.key, value=letter.value, headers=letter.headers))
         log.warning(
             "record.dead_lettered",

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from overgang.domain.events import OSLO, Destination, Division, EpisodeEvent, EventKind, Need
+from overgang.domain.national_id import with_check_digits
 
 HOSPITAL_HER_ID = "80001"  # fictitious HER-id for the simulated health trust
 
@@ -179,16 +180,9 @@ def all_events(episodes: list[SimulatedEpisode]) -> Iterator[EpisodeEvent]:
 def synthetic_national_id(rnd: random.Random) -> str:
     """A valid (mod-11) synthetic test number: month + 80 marks it as a Tenor-style test
     person, so a demo can never carry a real person's fødselsnummer."""
-    w1, w2 = (3, 7, 6, 1, 8, 9, 4, 5, 2), (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
     while True:
         birth = dt.date(1930, 1, 1) + dt.timedelta(days=rnd.randint(0, 30_000))
-        digits = (
-            f"{birth.day:02d}{birth.month + 80:02d}{birth.year % 100:02d}{rnd.randint(0, 999):03d}"
-        )
-        k1 = (11 - sum(int(d) * w for d, w in zip(digits, w1, strict=True)) % 11) % 11
-        if k1 == 10:
-            continue
-        digits += str(k1)
-        k2 = (11 - sum(int(d) * w for d, w in zip(digits, w2, strict=True)) % 11) % 11
-        if k2 != 10:
-            return digits + str(k2)
+        first_nine = f"{birth.day:02d}{birth.month + 80:02d}{birth.year % 100:02d}"
+        number = with_check_digits(first_nine + f"{rnd.randint(0, 999):03d}")
+        if number is not None:
+            return number

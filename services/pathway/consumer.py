@@ -21,7 +21,7 @@ from google.protobuf.message import DecodeError
 from overgang.codec import CONTENT_TYPE_JSON, InvalidEvent, decode_event
 from overgang.config import Settings
 from overgang.domain.events import MUNICIPAL_KINDS
-from overgang.kafka.dead_letter import dead_letter
+from overgang.kafka.dead_letter import dead_letter_for
 from overgang.kafka.topics import (
     COORDINATION_TASKS,
     DEAD_LETTER,
@@ -186,16 +186,7 @@ class PathwayConsumer:
 
     async def _dead_letter(self, record: Any, reason: str) -> None:
         assert self._producer is not None
-        letter = dead_letter(
-            reason=reason,
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            service=SERVICE,
-            original_headers=list(record.headers or ()),
-        )
+        letter = dead_letter_for(record, reason, SERVICE, list(record.headers or ()))
         await self._producer.send_and_wait(
             DEAD_LETTER, value=letter.value, key=letter.key, headers=letter.headers
         )

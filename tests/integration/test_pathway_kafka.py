@@ -25,6 +25,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from overgang.codec import CONTENT_TYPE_PROTO, decode_event
 from overgang.config import Settings
+from overgang.domain.national_id import with_check_digits
 from overgang.kafka.dead_letter import reason_of
 from overgang.kafka.topics import DEAD_LETTER, HOSPITAL_EVENTS, MUNICIPAL_EVENTS, PATHWAY_EVENTS
 from overgang.v1 import events_pb2, pathway_pb2, pathway_pb2_grpc
@@ -37,16 +38,9 @@ WAIT_S = 20.0
 
 
 def valid_national_id(birth: str = "010190") -> str:
-    w1, w2 = (3, 7, 6, 1, 8, 9, 4, 5, 2), (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
-    for individual in range(100, 1000):
-        digits = f"{birth}{individual}"
-        k1 = (11 - sum(int(d) * w for d, w in zip(digits, w1, strict=True)) % 11) % 11
-        if k1 == 10:
-            continue
-        k2 = (11 - sum(int(d) * w for d, w in zip(digits + str(k1), w2, strict=True)) % 11) % 11
-        if k2 != 10:
-            return f"{digits}{k1}{k2}"
-    raise AssertionError("no valid number")
+    """The first valid fødselsnummer for a birth date (DDMMYY)."""
+    numbers = (with_check_digits(f"{birth}{individual}") for individual in range(100, 1000))
+    return next(n for n in numbers if n is not None)
 
 
 NID = valid_national_id()

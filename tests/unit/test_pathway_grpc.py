@@ -15,6 +15,7 @@ import grpc
 import pytest
 
 from overgang.config import Settings
+from overgang.domain.national_id import with_check_digits
 from overgang.grpc.auth import bearer
 from overgang.grpc.errors import field_violations
 from overgang.v1 import events_pb2, pathway_pb2, pathway_pb2_grpc
@@ -35,16 +36,9 @@ _ids = itertools.count(1)
 
 
 def valid_national_id(birth: str = "010190") -> str:
-    w1, w2 = (3, 7, 6, 1, 8, 9, 4, 5, 2), (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
-    for individual in range(100, 1000):
-        digits = f"{birth}{individual}"
-        k1 = (11 - sum(int(d) * w for d, w in zip(digits, w1, strict=True)) % 11) % 11
-        if k1 == 10:
-            continue
-        k2 = (11 - sum(int(d) * w for d, w in zip(digits + str(k1), w2, strict=True)) % 11) % 11
-        if k2 != 10:
-            return f"{digits}{k1}{k2}"
-    raise AssertionError("no valid number")
+    """The first valid fødselsnummer for a birth date (DDMMYY)."""
+    numbers = (with_check_digits(f"{birth}{individual}") for individual in range(100, 1000))
+    return next(n for n in numbers if n is not None)
 
 
 NID = valid_national_id()

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from overgang.codec import CONTENT_TYPE_PROTO, decode_event
 from overgang.domain.events import Destination, Division, EpisodeEvent, EventKind, Need
-from overgang.domain.national_id import NationalId, validate_national_id
+from overgang.domain.national_id import NationalId, validate_national_id, with_check_digits
 from overgang.domain.pathway import IllegalTransition
 from overgang.kafka.topics import HOSPITAL_EVENTS, MUNICIPAL_EVENTS, PATHWAY_EVENTS
 from overgang.storage.outbox import OutboxRecord
@@ -30,16 +30,9 @@ _ids = itertools.count(1)
 
 
 def valid_national_id(birth: str = "010190") -> str:
-    w1, w2 = (3, 7, 6, 1, 8, 9, 4, 5, 2), (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
-    for individual in range(100, 1000):
-        digits = f"{birth}{individual}"
-        k1 = (11 - sum(int(d) * w for d, w in zip(digits, w1, strict=True)) % 11) % 11
-        if k1 == 10:
-            continue
-        k2 = (11 - sum(int(d) * w for d, w in zip(digits + str(k1), w2, strict=True)) % 11) % 11
-        if k2 != 10:
-            return f"{digits}{k1}{k2}"
-    raise AssertionError("no valid number")
+    """The first valid fødselsnummer for a birth date (DDMMYY)."""
+    numbers = (with_check_digits(f"{birth}{individual}") for individual in range(100, 1000))
+    return next(n for n in numbers if n is not None)
 
 
 NID = validate_national_id(valid_national_id())

@@ -38,6 +38,16 @@ def _check_digit(digits: str, weights: tuple[int, ...]) -> int | None:
     return check
 
 
+def with_check_digits(first_nine: str) -> str | None:
+    """The 11-digit number for a birth date + individual number, or None when a check
+    digit would be 10 (no valid number with those nine digits)."""
+    k1 = _check_digit(first_nine, _K1_WEIGHTS)
+    if k1 is None:
+        return None
+    k2 = _check_digit(first_nine + str(k1), _K2_WEIGHTS)
+    return None if k2 is None else f"{first_nine}{k1}{k2}"
+
+
 def validate_national_id(raw: str) -> NationalId:
     value = raw.strip().replace(" ", "")
     if len(value) != 11 or not value.isdigit():

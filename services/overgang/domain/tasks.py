@@ -29,21 +29,11 @@ from typing import Any, TypeVar
 
 from overgang.domain.calendar import add_working_days, end_of_day, start_of_day
 from overgang.domain.events import EpisodeEvent, EventKind, Need, oslo_day
+from overgang.domain.pathway import Stage
 
 LEAD_SUFFIX = "/lead"
 DEFAULT_REHAB_PERIOD_DAYS = 28
 UNIT_PART = re.compile(r"^[A-Z0-9_]{1,64}$")
-
-
-class Stage(StrEnum):
-    """Pathway stages (overgang.v1.Stage without the prefix)."""
-
-    ADMITTED = "ADMITTED"
-    DISCHARGE_READY = "DISCHARGE_READY"
-    RECEIVED = "RECEIVED"
-    REHABILITATION = "REHABILITATION"
-    FOLLOW_UP = "FOLLOW_UP"
-    CLOSED = "CLOSED"
 
 
 class UnitKind(StrEnum):

@@ -4,6 +4,7 @@ with the reason and their origin in headers, so nothing is lost and nothing cras
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from overgang.kafka.topics import DEAD_LETTER
 
@@ -37,6 +38,31 @@ def dead_letter(
     ]
     headers.extend(original_headers or [])
     return DeadLetter(key=key, value=value, headers=headers)
+
+
+class ConsumedRecord(Protocol):
+    """What aiokafka's ConsumerRecord and Faust's Message both have."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def dead_letter_for(
+    record: ConsumedRecord, reason: str, service: str, original_headers: Headers
+) -> DeadLetter:
+    return dead_letter(
+        reason=reason,
+        source_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        service=service,
+        original_headers=original_headers,
+    )
 
 
 def reason_of(headers: Headers) -> str | None:
