@@ -23,6 +23,7 @@ from typing import Any
 
 import faust
 from faust.types import EventT
+from kafka.partitioner.default import murmur2
 
 from discharge.messages import liability_event
 from discharge.state import (
@@ -65,6 +66,19 @@ class ClockApp:
     def entry(self, episode_id: str) -> ClockEntry | None:
         value = self.clocks.get(episode_id)
         return entry_from_json(value) if value else None
+
+    def partition_of(self, episode_id: str) -> int:
+        """The partition the default (murmur2) partitioner gives the episode's key."""
+        positive = murmur2(episode_id.encode()) & 0x7FFFFFFF
+        return int(positive % self.settings.topic_partitions)
+
+    def owns(self, episode_id: str) -> bool:
+        """Whether this worker is active for the episode's partition."""
+        partition = self.partition_of(episode_id)
+        return any(
+            tp.topic == topics.HOSPITAL_EVENTS and tp.partition == partition
+            for tp in self.app.assignor.assigned_actives()
+        )
 
 
 def _headers(message: Any) -> list[tuple[str, bytes]]:

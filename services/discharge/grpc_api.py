@@ -41,6 +41,14 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
         if not EPISODE_ID.match(request.episode_id):
             await abort_invalid(context, [("episodeId", "must be '<HER-id>:<local number>'")])
         entry = self.clock.entry(request.episode_id)
+        if entry is None and not self.clock.owns(request.episode_id):
+            partition = self.clock.partition_of(request.episode_id)
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"partition {partition} of episode {request.episode_id} is served by another "
+                "discharge worker (or is being rebalanced): ask that worker or retry",
+            )
+            raise AssertionError("unreachable")
         if entry is None:
             await context.abort(
                 grpc.StatusCode.NOT_FOUND, f"no clock for episode {request.episode_id}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import socket
 import threading
 import time
 import uuid
@@ -20,6 +19,7 @@ from typing import Any
 
 import grpc
 import pytest
+from clock_probe import free_port
 
 from overgang.cli_clients import Clients, Submission
 from overgang.config import Settings
@@ -29,12 +29,6 @@ from overgang.simulation import synthetic_national_id
 from overgang.v1 import coordination_pb2, liability_pb2
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.timeout(300)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import random
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from clock_probe import CLOCK_DATE, free_port, replay_statements, service_statement
 from kafka import KafkaConsumer, KafkaProducer
 
 from overgang.codec import event_to_json
@@ -29,15 +26,6 @@ from overgang.v1 import liability_pb2 as pb
 from overgang.v1 import liability_pb2_grpc
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
-
-CLOCK_DATE = "2024-04-01"
-STATUS = {pb.RUNNING: "RUNNING", pb.ENDED: "ENDED", pb.VOID: "VOID", pb.NOT_STARTED: "NOT_STARTED"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -57,43 +45,6 @@ def discharge(kafka_bootstrap: str, tmp_path: Path) -> Iterator[ServiceProcess]:
     )
     yield service.start().wait_serving()
     service.stop()
-
-
-def replay_statements(path: Path) -> dict[str, dict[str, object]]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "overgang.cli",
-            "replay",
-            str(path),
-            "--json",
-            "--as-of",
-            CLOCK_DATE,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return {e["episodeId"]: e for e in json.loads(out.stdout)["episodes"]}
-
-
-def service_statement(
-    stub: liability_pb2_grpc.LiabilityServiceStub, episode: str
-) -> dict[str, object]:
-    s = stub.GetEpisode(pb.GetEpisodeRequest(episode_id=episode), timeout=5)
-    return {
-        "episodeId": s.episode_id,
-        "status": STATUS[s.status],
-        "liableDays": s.liable_days,
-        "amountNok": s.amount_nok,
-        "voidReason": pb.VoidReason.Name(s.void_reason) if s.void_reason else None,
-        "municipality": s.municipality,
-        "periods": [
-            {"start": p.start, "end": p.end or None, "days": p.days, "amountNok": p.amount_nok}
-            for p in s.periods
-        ],
-    }
 
 
 def wait_until_equal(
