@@ -6,16 +6,17 @@ import datetime as dt
 import json
 import queue
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import grpc
 from google.protobuf import json_format
 
 from overgang.codec import InvalidEvent, event_from_proto, event_to_proto
 from overgang.config import Settings
-from overgang.domain.events import EpisodeEvent, EventKind
+from overgang.domain.events import OSLO, EpisodeEvent, EventKind
 from overgang.grpc.auth import bearer
 from overgang.grpc.errors import field_violations
 from overgang.v1 import (
@@ -29,6 +30,7 @@ from overgang.v1 import (
 )
 
 RPC_TIMEOUT = 10.0
+T = TypeVar("T")
 
 
 def metadata(token: str | None) -> list[tuple[str, str]]:
@@ -70,6 +72,19 @@ def read_submissions(handle: TextIO) -> Iterator[Submission | tuple[int, str]]:
             yield (number, reason)
 
 
+def retry_not_found(call: Callable[[], T], attempts: int = 40, pause: float = 0.5) -> T:
+    """The coordination service learns of an episode from the pathway stream a moment
+    after the hospital's event: an answer sent right after the notice waits for it."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND or attempt == attempts - 1:
+                raise
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
 class Clients:
     def __init__(self, settings: Settings, token: str | None = None) -> None:
         self.md = metadata(token)
@@ -99,13 +114,19 @@ class Clients:
                 else "",
             )
             answer.answered_at.FromDatetime(event.occurred_at.astimezone(dt.UTC))
-            reply = self.coordination.AnswerHospital(answer, timeout=RPC_TIMEOUT, metadata=self.md)
+            reply = retry_not_found(
+                lambda: self.coordination.AnswerHospital(
+                    answer, timeout=RPC_TIMEOUT, metadata=self.md
+                )
+            )
             return str(reply.event_id)
         if event.kind is EventKind.SERVICE_READY:
             ready = coordination_pb2.ReportServiceReadyRequest(episode_id=event.episode_id)
             ready.ready_at.FromDatetime(event.occurred_at.astimezone(dt.UTC))
-            reply = self.coordination.ReportServiceReady(
-                ready, timeout=RPC_TIMEOUT, metadata=self.md
+            reply = retry_not_found(
+                lambda: self.coordination.ReportServiceReady(
+                    ready, timeout=RPC_TIMEOUT, metadata=self.md
+                )
             )
             return str(reply.event_id)
         request = pathway_pb2.SubmitHospitalEventRequest(
@@ -143,7 +164,7 @@ def _stage(value: int) -> str:
 
 def task_line(update: Any) -> str:
     task = update.task
-    due = task.due_at.ToDatetime(tzinfo=dt.UTC).astimezone().strftime("%Y-%m-%d %H:%M")
+    due = task.due_at.ToDatetime(tzinfo=dt.UTC).astimezone(OSLO).strftime("%Y-%m-%d %H:%M")
     flags = " ESCALATED" if task.escalated else ""
     return (
         f"#{update.sequence:<6} {task.unit:<32} "

@@ -74,19 +74,6 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def _retrying(call: Any, attempts: int = 40) -> Any:
-    """The coordination service learns of an episode from the pathway stream a moment
-    after the hospital's event: retry NOT_FOUND briefly."""
-    for attempt in range(attempts):
-        try:
-            return call()
-        except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.NOT_FOUND or attempt == attempts - 1:
-                raise
-            time.sleep(0.5)
-    raise AssertionError("unreachable")
-
-
 def submit_month(clients: Clients, episodes: int) -> list[EpisodeEvent]:
     """Returns the events as the services accepted them (municipal events carry the ids
     CoordinationService gave them), for the replay comparison."""
@@ -123,7 +110,7 @@ def submit_month(clients: Clients, episodes: int) -> list[EpisodeEvent]:
         if event.episode_id not in known:
             continue  # the hospital's events were rejected: nothing to answer
         try:
-            event_id = _retrying(lambda e=event, i=n: clients.submit(Submission(i, e, "")))
+            event_id = clients.submit(Submission(n, event, ""))
         except grpc.RpcError as error:
             say(f"  municipal event {event.event_id} rejected: {describe_error(error)}")
             continue
