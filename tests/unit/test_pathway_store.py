@@ -50,11 +50,16 @@ def ev(kind: EventKind, minutes: int, **fields: object) -> EpisodeEvent:
     )
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[PathwayStore]:
-    """SQLite in tmp_path; PATHWAY_TEST_DATABASE_URL=postgresql://... runs the same tests
-    against an (emptied) PostgreSQL database."""
-    url = os.environ.get("PATHWAY_TEST_DATABASE_URL", "")
+# SQLite always; PostgreSQL too when OVERGANG_TEST_POSTGRES_URL names one (CI starts a
+# throwaway server with infra/postgres/pg-test.sh), so both dialects run the same tests.
+POSTGRES_URL = os.environ.get("OVERGANG_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PathwayStore]:
+    """A migrated, empty pathway database of each backend."""
+    url = POSTGRES_URL if request.param == "postgresql" else ""
     engine = make_engine(url or f"sqlite:///{tmp_path / 'nested' / 'pathway.db'}")
     if url:
         with engine.begin() as connection:
