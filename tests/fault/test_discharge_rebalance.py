@@ -83,6 +83,7 @@ def wait_equal(addresses: list[str], expected: dict[str, object], timeout: float
     raise AssertionError(f"{len(missing)} episodes differ from replay, e.g. {missing[:3]}")
 
 
+@pytest.mark.faust_recovery_hang
 def test_a_worker_leaving_hands_its_partitions_over_with_the_same_numbers(
     kafka_bootstrap: str, two_workers: list[ServiceProcess], tmp_path: Path
 ) -> None:

@@ -172,23 +172,27 @@ def test_every_hospital_and_municipal_event_is_announced_once_on_the_pathway_top
     producer.send(MUNICIPAL_EVENTS, key=key, value=answer.SerializeToString()).get(timeout=10)
     home = event(episode, "discharged", 3, destination=events_pb2.Discharged.HOME)
     producer.send(HOSPITAL_EVENTS, key=key, value=home.SerializeToString()).get(timeout=10)
-    # The consumer handles an episode's records in partition order, so once the last one
-    # is announced every intake record was read back too (and must not be announced again).
-    last = f"{home.event_id}:pathway"
-
-    def saw_last(found: list[Any]) -> bool:
-        return any(pathway_pb2.PathwayEvent.FromString(r.value).event_id == last for r in found)
-
-    records = read_keyed(kafka_bootstrap, PATHWAY_EVENTS, key, saw_last)
-    time.sleep(1.0)  # room for a (wrong) late duplicate
-    records = read_keyed(kafka_bootstrap, PATHWAY_EVENTS, key, saw_last)
-    announced = [pathway_pb2.PathwayEvent.FromString(r.value) for r in records]
-    assert [(e.event_id, pathway_pb2.Stage.Name(e.to_stage)) for e in announced] == [
+    # Hospital and municipal records come from two topics, so their order is not fixed:
+    # wait for all four announcements, then check each came exactly once.
+    expected = [
         (f"{episode}:admitted:pathway", "STAGE_ADMITTED"),
         (f"{episode}:discharge_ready_notified:pathway", "STAGE_DISCHARGE_READY"),
         (f"{episode}:service_ready:pathway", "STAGE_DISCHARGE_READY"),
         (f"{episode}:discharged:pathway", "STAGE_RECEIVED"),
     ]
+    wanted = {event_id for event_id, _stage in expected}
+
+    def saw_all(found: list[Any]) -> bool:
+        seen = {pathway_pb2.PathwayEvent.FromString(r.value).event_id for r in found}
+        return wanted <= seen
+
+    read_keyed(kafka_bootstrap, PATHWAY_EVENTS, key, saw_all)
+    time.sleep(1.0)  # room for a (wrong) late duplicate
+    records = read_keyed(kafka_bootstrap, PATHWAY_EVENTS, key, saw_all)
+    announced = [pathway_pb2.PathwayEvent.FromString(r.value) for r in records]
+    assert sorted((e.event_id, pathway_pb2.Stage.Name(e.to_stage)) for e in announced) == sorted(
+        expected
+    )
 
 
 def test_an_undecodable_record_goes_to_the_dead_letter_topic_with_the_reason(
