@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import sys
 
 import faust
@@ -11,8 +10,7 @@ import faust
 from discharge.app import create_app
 from discharge.grpc_api import LiabilityServicer
 from discharge.state import Rules
-from overgang.config import load_settings, wall_clock
-from overgang.domain.events import OSLO
+from overgang.config import load_settings
 from overgang.grpc.auth import Authenticator
 from overgang.grpc.server import GrpcServer
 from overgang.kafka.topics import (
@@ -42,12 +40,7 @@ def main() -> int:
         "topics.ensured", created=created, rates=rules.rates.source, profile=rules.profile.name
     )
 
-    now = wall_clock(settings)
-
-    def today() -> dt.date:
-        return now().astimezone(OSLO).date()
-
-    clock = create_app(settings, rules, today)
+    clock = create_app(settings, rules)
     auth = Authenticator(settings.auth_tokens)
     if not auth.enabled:
         log.warning("auth.disabled", hint="set OVERGANG_AUTH_TOKENS outside a laptop")

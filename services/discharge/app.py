@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +34,7 @@ from discharge.state import (
     entry_to_json,
 )
 from overgang.codec import CONTENT_TYPE_JSON, InvalidEvent, decode_event
-from overgang.config import Settings
+from overgang.config import Settings, wall_clock
 from overgang.domain.events import MUNICIPAL_KINDS, OSLO, EpisodeEvent
 from overgang.domain.liability_diff import LiabilityChange
 from overgang.kafka import topics
@@ -48,17 +47,11 @@ APP_ID = "overgang-discharge"
 SERVICE = "discharge"
 
 
-def oslo_today() -> dt.date:
-    return dt.datetime.now(OSLO).date()
-
-
 @dataclass
 class ClockApp:
     app: faust.App
     clocks: Any  # faust Table: episode id -> ClockEntry JSON
-    rules: Rules
     settings: Settings
-    today: Callable[[], dt.date]
 
     def entries(self) -> list[ClockEntry]:
         return [entry_from_json(value) for _key, value in list(self.clocks.items()) if value]
@@ -100,9 +93,12 @@ def _datadir(settings: Settings) -> str:
     return str(path)
 
 
-def create_app(
-    settings: Settings, rules: Rules, today: Callable[[], dt.date] = oslo_today
-) -> ClockApp:
+def create_app(settings: Settings, rules: Rules) -> ClockApp:
+    now = wall_clock(settings)
+
+    def today() -> dt.date:
+        return now().astimezone(OSLO).date()
+
     app = faust.App(
         APP_ID + settings.app_id_suffix,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -135,7 +131,7 @@ def create_app(
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
         partitions=settings.topic_partitions,
     )
-    clock_app = ClockApp(app, clocks, rules, settings, today)
+    clock_app = ClockApp(app, clocks, settings)
 
     async def to_dead_letter(event: EventT, reason: str) -> None:
         message = event.message

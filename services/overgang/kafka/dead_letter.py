@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from overgang.kafka.topics import DEAD_LETTER
-
 Headers = list[tuple[str, bytes]]
 
 
@@ -70,6 +68,3 @@ def reason_of(headers: Headers) -> str | None:
         if name == "dlq.reason":
             return value.decode("utf-8", "replace")
     return None
-
-
-TOPIC = DEAD_LETTER
