@@ -56,7 +56,7 @@ test-fault: install
 	$(BIN)/python -m pytest tests/fault -q -m ''
 
 bench: install
-	$(BIN)/python -m overgang.bench
+	$(BIN)/python -m tooling.bench
 
 demo: install
 	$(BIN)/overgang demo

@@ -27,7 +27,7 @@ def replay_statements(path: Path) -> dict[str, dict[str, object]]:
         [
             sys.executable,
             "-m",
-            "overgang.cli",
+            "tooling.cli",
             "replay",
             str(path),
             "--json",

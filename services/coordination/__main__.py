@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from coordination.app import APP_ID
 from coordination.runtime import CoordinationRuntime
+from coordination.streams import APP_ID
 from overgang.config import Settings, load_settings, wall_clock
 from overgang.grpc.server import install_shutdown_handlers
 from overgang.logging import configure_logging

@@ -7,11 +7,11 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
+from coordination.domain.tasks import PathwayChange, Task
 from overgang.codec import EPISODE_ID, InvalidEvent, event_from_proto, event_to_proto
-from overgang.domain.events import Need
-from overgang.domain.pathway import Stage
-from overgang.domain.tasks import PathwayChange, Task
+from overgang.events import Need
 from overgang.v1 import coordination_pb2, events_pb2, pathway_pb2
+from overgang.vocabulary import Stage
 
 MESSAGE = "overgang.v1.PathwayEvent"
 

@@ -13,11 +13,11 @@ from typing import Any, TypeAlias
 import grpc
 
 from coordination.convert import task_to_proto
-from coordination.core import Coordination
+from coordination.domain.tasks import TaskStateError, UnitKind, unit_matches
 from coordination.store import Forbidden, TaskNotFound
+from coordination.worker import Coordination
 from overgang.codec import EPISODE_ID, InvalidEvent, event_from_proto, event_to_proto
-from overgang.domain.events import Division, EpisodeEvent, EventKind, oslo_day
-from overgang.domain.tasks import TaskStateError, UnitKind, unit_matches
+from overgang.events import Division, EpisodeEvent, EventKind, oslo_day
 from overgang.grpc.auth import Authenticator, Role
 from overgang.grpc.errors import FieldViolation, abort_invalid
 from overgang.logging import get_logger

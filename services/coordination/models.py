@@ -11,7 +11,7 @@ import datetime as dt
 from sqlalchemy import Column, LargeBinary
 from sqlmodel import Field, SQLModel
 
-from overgang.storage.outbox import OutboxRecord
+from overgang.sql.outbox import OutboxRecord
 
 __all__ = ["EpisodeRow", "OutboxRecord", "ProcessedEventRow", "TaskRow", "TaskUpdateRow"]
 

@@ -5,22 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 from typing import Any
 
-from coordination.app import APP_ID, DEFAULT_SLA_SECONDS, create_app
-from coordination.core import Coordination
-from coordination.db import make_engine, migrate
 from coordination.grpc_api import SERVICE_NAME, CoordinationServicer, register
-from coordination.rules import RuleBook
+from coordination.rulebook import RuleBook
 from coordination.store import Clock, TaskStore, utc_now
+from coordination.streams import APP_ID, DEFAULT_SLA_SECONDS, create_app
+from coordination.worker import Coordination
 from overgang.config import Settings
 from overgang.grpc.auth import Authenticator
 from overgang.grpc.server import GrpcServer
 from overgang.kafka.topics import ensure_topics
 from overgang.logging import get_logger
-from overgang.storage.outbox import OutboxRelay
+from overgang.sql.engine import make_engine
+from overgang.sql.migrations import migrate
+from overgang.sql.outbox import OutboxRelay
 
 log = get_logger(__name__)
+MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 class CoordinationRuntime:
@@ -65,7 +68,7 @@ class CoordinationRuntime:
         return int(self.grpc.port)
 
     async def start(self) -> None:
-        await asyncio.to_thread(migrate, self.engine)
+        await asyncio.to_thread(migrate, self.engine, MIGRATIONS)
         if not self.auth.enabled:
             log.warning("coordination.auth_disabled", hint="set OVERGANG_AUTH_TOKENS")
         if self.kafka:

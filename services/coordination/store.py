@@ -21,28 +21,27 @@ from sqlalchemy import ColumnElement, Engine, func, or_, text
 from sqlmodel import Session, col, select
 
 from coordination.convert import task_to_proto
-from coordination.models import EpisodeRow, ProcessedEventRow, TaskRow, TaskUpdateRow
-from coordination.rules import RuleBook
-from overgang.codec import CONTENT_TYPE_PROTO, encode_event
-from overgang.domain.events import EpisodeEvent, Need
-from overgang.domain.pathway import Stage
-from overgang.domain.tasks import (
+from coordination.domain.tasks import (
     ACTIVE,
     DueRule,
     Episode,
     PathwayChange,
     Priority,
     Task,
-    TaskKind,
     TaskStatus,
     advance_episode,
     overdue,
     plan,
 )
-from overgang.kafka.dead_letter import DeadLetter
+from coordination.models import EpisodeRow, ProcessedEventRow, TaskRow, TaskUpdateRow
+from coordination.rulebook import RuleBook
+from overgang.codec import CONTENT_TYPE_PROTO, encode_event
+from overgang.events import EpisodeEvent, Need
+from overgang.kafka.records import Headers
 from overgang.kafka.topics import COORDINATION_TASKS, DEAD_LETTER, MUNICIPAL_EVENTS
-from overgang.storage.outbox import enqueue
+from overgang.sql.outbox import enqueue
 from overgang.v1 import coordination_pb2
+from overgang.vocabulary import Stage, TaskKind
 
 Clock = Callable[[], dt.datetime]
 CONTENT_TYPE_TASK_UPDATE = b"application/x-protobuf; messageType=overgang.v1.TaskUpdate"
@@ -272,9 +271,9 @@ class TaskStore:
                 headers=[("content-type", CONTENT_TYPE_PROTO)],
             )
 
-    def dead_letter(self, letter: DeadLetter) -> None:
+    def dead_letter(self, key: bytes | None, value: bytes | None, headers: Headers) -> None:
         with self._write() as session:
-            enqueue(session, DEAD_LETTER, letter.key, letter.value or b"", letter.headers)
+            enqueue(session, DEAD_LETTER, key, value or b"", headers)
 
     # -------------------------------------------------------------------------- reads
     def task(self, task_id: str) -> Task | None:

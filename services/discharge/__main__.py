@@ -7,9 +7,10 @@ import sys
 
 import faust
 
-from discharge.app import create_app
 from discharge.grpc_api import LiabilityServicer
-from discharge.state import Rules
+from discharge.rules import load_profile, load_rates
+from discharge.store import Rules
+from discharge.worker import create_app
 from overgang.config import load_settings
 from overgang.grpc.auth import Authenticator
 from overgang.grpc.server import GrpcServer
@@ -21,7 +22,6 @@ from overgang.kafka.topics import (
     require_co_partitioned,
 )
 from overgang.logging import configure_logging, get_logger
-from overgang.rules_config import load_profile, load_rates
 from overgang.v1 import liability_pb2, liability_pb2_grpc
 
 log = get_logger(__name__)

@@ -8,10 +8,10 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from discharge.app import ClockApp
-from discharge.messages import episode_statement, liable_day
+from discharge.convert import episode_statement, liable_day
+from discharge.domain.clock import PeriodStatus, Statement
+from discharge.worker import ClockApp
 from overgang.codec import EPISODE_ID, MUNICIPALITY
-from overgang.domain.clock import PeriodStatus, Statement
 from overgang.grpc.auth import Authenticator, Role
 from overgang.grpc.errors import abort_invalid
 from overgang.v1 import liability_pb2 as pb

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
-from overgang.domain.events import (
+from overgang.events import (
     Destination,
     Division,
     EpisodeEvent,

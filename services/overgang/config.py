@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
@@ -18,7 +16,8 @@ def _env(name: str, default: str) -> str:
 
 
 def _data_dir() -> Path:
-    return Path(_env("OVERGANG_DATA_DIR", str(REPO_ROOT / ".data")))
+    # Relative to the working directory, not to the code: an installed wheel works too.
+    return Path(_env("OVERGANG_DATA_DIR", ".data")).resolve()
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ import sys
 from overgang.config import load_settings
 from overgang.grpc.server import install_shutdown_handlers
 from overgang.logging import configure_logging
-from pathway.app import PathwayApp
-from pathway.consumer import GROUP_ID
+from pathway.runtime import PathwayApp
+from pathway.worker import GROUP_ID
 
 
 async def serve() -> int:

@@ -5,7 +5,7 @@
   `event_id` (the dedupe key for gRPC intake and the Kafka consumer alike).
 * `pathway_task`: the latest version of each coordination task of an episode.
 * `pathway`: the projection (stage, needs, history), recomputed by the pure fold.
-* `outbox`: shared `overgang.storage.outbox.OutboxRecord`.
+* `outbox`: shared `overgang.sql.outbox.OutboxRecord`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import datetime as dt
 from sqlalchemy import LargeBinary, MetaData
 from sqlmodel import Column, Field, SQLModel
 
-from overgang.storage.outbox import OutboxRecord
+from overgang.sql.outbox import OutboxRecord
 
 
 def _now() -> dt.datetime:

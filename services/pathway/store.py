@@ -37,24 +37,24 @@ from overgang.codec import (
     encode_event,
     event_to_proto,
 )
-from overgang.domain.events import EpisodeEvent
-from overgang.domain.national_id import NationalId
-from overgang.domain.pathway import (
+from overgang.events import EpisodeEvent
+from overgang.kafka.topics import HOSPITAL_EVENTS, PATHWAY_EVENTS
+from overgang.logging import get_logger
+from overgang.sql.outbox import enqueue
+from overgang.v1 import coordination_pb2, events_pb2, pathway_pb2
+from overgang.vocabulary import Stage, TaskKind
+from pathway.domain.national_id import NationalId
+from pathway.domain.pseudonym import pseudonymise
+from pathway.domain.state_machine import (
+    STAGE_MOVING_TASKS,
     Fold,
     IllegalTransition,
     PathwayInput,
     PathwayState,
-    Stage,
     Step,
     TaskCompleted,
-    TaskKind,
     fold,
 )
-from overgang.kafka.topics import HOSPITAL_EVENTS, PATHWAY_EVENTS
-from overgang.logging import get_logger
-from overgang.pseudonym import pseudonymise
-from overgang.storage.outbox import enqueue
-from overgang.v1 import coordination_pb2, events_pb2, pathway_pb2
 from pathway.models import EventLogRecord, PathwayRecord, PatientRecord, TaskRecord
 
 log = get_logger(__name__)
@@ -181,7 +181,7 @@ def _history_json(state: PathwayState) -> str:
 
 
 def _task_input(row: TaskRecord) -> TaskCompleted | None:
-    if row.status != "DONE" or row.kind not in TaskKind.__members__:
+    if row.status != "DONE" or row.kind not in STAGE_MOVING_TASKS:
         return None
     return TaskCompleted(
         event_id=task_input_id(row.task_id),

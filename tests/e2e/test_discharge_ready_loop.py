@@ -21,12 +21,12 @@ import grpc
 import pytest
 from clock_probe import free_port
 
-from overgang.cli_clients import Clients, Submission
 from overgang.config import Settings
-from overgang.domain.events import OSLO, Division, EpisodeEvent, EventKind, Need
-from overgang.launcher import ServiceProcess
-from overgang.simulation import synthetic_national_id
+from overgang.events import OSLO, Division, EpisodeEvent, EventKind, Need
 from overgang.v1 import coordination_pb2, liability_pb2
+from tooling.clients import Clients, Submission
+from tooling.launcher import ServiceProcess
+from tooling.simulation import synthetic_national_id
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.timeout(300)]
 

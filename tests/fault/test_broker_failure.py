@@ -18,9 +18,9 @@ from clock_probe import CLOCK_DATE, free_port, replay_statements, service_statem
 
 from overgang.codec import event_to_json
 from overgang.kafka.event_producer import produce_events
-from overgang.launcher import ServiceProcess
-from overgang.simulation import all_events, simulate_month
 from overgang.v1 import liability_pb2_grpc
+from tooling.launcher import ServiceProcess
+from tooling.simulation import all_events, simulate_month
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(420)]
 

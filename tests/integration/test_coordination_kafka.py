@@ -17,13 +17,14 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from coordination.convert import change_to_proto
+from coordination.domain.tasks import PathwayChange
 from coordination.runtime import CoordinationRuntime
 from overgang.codec import decode_event
 from overgang.config import Settings
-from overgang.domain.events import Division, EpisodeEvent, EventKind, Need
-from overgang.domain.tasks import PathwayChange, Stage
+from overgang.events import Division, EpisodeEvent, EventKind, Need
 from overgang.kafka.topics import MUNICIPAL_EVENTS, PATHWAY_EVENTS, ensure_topics
 from overgang.v1 import coordination_pb2, coordination_pb2_grpc
+from overgang.vocabulary import Stage
 
 pytestmark = pytest.mark.kafka
 

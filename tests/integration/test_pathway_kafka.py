@@ -25,11 +25,11 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from overgang.codec import CONTENT_TYPE_PROTO, decode_event
 from overgang.config import Settings
-from overgang.domain.national_id import with_check_digits
-from overgang.kafka.dead_letter import reason_of
+from overgang.kafka.records import reason_of
 from overgang.kafka.topics import DEAD_LETTER, HOSPITAL_EVENTS, MUNICIPAL_EVENTS, PATHWAY_EVENTS
 from overgang.v1 import events_pb2, pathway_pb2, pathway_pb2_grpc
-from pathway.app import PathwayApp
+from pathway.domain.national_id import with_check_digits
+from pathway.runtime import PathwayApp
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
-from overgang.domain.clock import Statement, compute_statement
-from overgang.domain.events import (
+from discharge.domain.clock import Statement, compute_statement
+from discharge.domain.profile import NO_2019, RuleProfile
+from discharge.rules import load_rates
+from overgang.events import (
     OSLO,
     Destination,
     Division,
@@ -14,8 +16,6 @@ from overgang.domain.events import (
     EventKind,
     Need,
 )
-from overgang.domain.profile import NO_2019, RuleProfile
-from overgang.rules_config import load_rates
 
 RATES = load_rates()
 _ids = itertools.count(1)

@@ -17,16 +17,16 @@ import pytest
 from sqlmodel import Session, select
 
 from coordination.convert import change_to_proto
+from coordination.domain.tasks import PathwayChange, Stage
 from coordination.runtime import CoordinationRuntime
 from overgang.codec import CONTENT_TYPE_PROTO, decode_event
 from overgang.config import Settings
-from overgang.domain.events import OSLO, Destination, Division, EpisodeEvent, EventKind, Need
-from overgang.domain.tasks import PathwayChange, Stage
+from overgang.events import OSLO, Destination, Division, EpisodeEvent, EventKind, Need
 from overgang.grpc.auth import bearer
 from overgang.grpc.errors import field_violations
-from overgang.kafka.dead_letter import reason_of
+from overgang.kafka.records import Consumed, reason_of
 from overgang.kafka.topics import COORDINATION_TASKS, DEAD_LETTER, MUNICIPAL_EVENTS, PATHWAY_EVENTS
-from overgang.storage.outbox import OutboxRecord
+from overgang.sql.outbox import OutboxRecord
 from overgang.v1 import coordination_pb2, coordination_pb2_grpc
 
 NOW = dt.datetime(2026, 3, 10, 10, 0, tzinfo=OSLO)
@@ -100,7 +100,7 @@ class Harness:
 
     async def record(self, value: bytes | None, key: bytes | None = None) -> None:
         await self.runtime.core.handle_record(
-            topic=PATHWAY_EVENTS, partition=0, offset=next(_offsets), key=key, value=value
+            Consumed(PATHWAY_EVENTS, partition=0, offset=next(_offsets), key=key, value=value)
         )
 
     def outbox(self, topic: str) -> list[OutboxRecord]:

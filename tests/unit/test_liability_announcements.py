@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from overgang.domain.liability_diff import ChangeKind, liability_diff
+from discharge.domain.liability_diff import ChangeKind, liability_diff
 
 from .episode_story import Episode, at
 

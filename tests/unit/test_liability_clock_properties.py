@@ -8,10 +8,10 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from overgang.domain.clock import Statement, compute_statement
-from overgang.domain.events import OSLO, Destination, Division, EpisodeEvent, EventKind
-from overgang.domain.liability_diff import ChangeKind, LiabilityChange, liability_diff
-from overgang.rules_config import load_rates
+from discharge.domain.clock import Statement, compute_statement
+from discharge.domain.liability_diff import ChangeKind, LiabilityChange, liability_diff
+from discharge.rules import load_rates
+from overgang.events import OSLO, Destination, Division, EpisodeEvent, EventKind
 
 RATES = load_rates()
 EPISODE = "81234:P1"

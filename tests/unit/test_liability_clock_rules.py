@@ -7,10 +7,10 @@ import datetime as dt
 
 import pytest
 
-from overgang.domain.clock import EndCause, PeriodStatus, VoidReason
-from overgang.domain.events import Division
-from overgang.domain.profile import NO_2019, LateAdmissionNotice
-from overgang.domain.rates import MissingRate
+from discharge.domain.clock import EndCause, PeriodStatus, VoidReason
+from discharge.domain.profile import NO_2019, LateAdmissionNotice
+from discharge.domain.rates import MissingRate
+from overgang.events import Division
 
 from .episode_story import Episode, at, days
 

@@ -15,11 +15,11 @@ import grpc
 import pytest
 
 from overgang.config import Settings
-from overgang.domain.national_id import with_check_digits
 from overgang.grpc.auth import bearer
 from overgang.grpc.errors import field_violations
 from overgang.v1 import events_pb2, pathway_pb2, pathway_pb2_grpc
-from pathway.app import PathwayApp
+from pathway.domain.national_id import with_check_digits
+from pathway.runtime import PathwayApp
 
 HER = "81234"
 TOKENS = {

@@ -9,19 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from overgang.domain.events import (
+from overgang.events import (
     Destination,
     Division,
     EpisodeEvent,
     EventKind,
     Need,
 )
-from overgang.domain.pathway import (
+from overgang.vocabulary import Stage, TaskKind
+from pathway.domain.state_machine import (
     IllegalTransition,
     PathwayInput,
-    Stage,
     TaskCompleted,
-    TaskKind,
     apply,
     fold,
     transition,

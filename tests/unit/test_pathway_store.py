@@ -14,14 +14,16 @@ from alembic.migration import MigrationContext
 from sqlmodel import Session, select
 
 from overgang.codec import CONTENT_TYPE_PROTO, decode_event
-from overgang.domain.events import Destination, Division, EpisodeEvent, EventKind, Need
-from overgang.domain.national_id import NationalId, validate_national_id, with_check_digits
-from overgang.domain.pathway import IllegalTransition
+from overgang.events import Destination, Division, EpisodeEvent, EventKind, Need
 from overgang.kafka.topics import HOSPITAL_EVENTS, MUNICIPAL_EVENTS, PATHWAY_EVENTS
-from overgang.storage.outbox import OutboxRecord
+from overgang.sql.engine import make_engine
+from overgang.sql.migrations import migrate
+from overgang.sql.outbox import OutboxRecord
 from overgang.v1 import coordination_pb2, pathway_pb2
-from pathway.database import make_engine, migrate
+from pathway.domain.national_id import NationalId, validate_national_id, with_check_digits
+from pathway.domain.state_machine import IllegalTransition
 from pathway.models import pathway_metadata
+from pathway.runtime import MIGRATIONS
 from pathway.store import ListFilter, PathwayStore, PatientProblem
 
 EPISODE = "81234:E1"
@@ -64,7 +66,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PathwaySto
     if url:
         with engine.begin() as connection:
             connection.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    migrate(engine)
+    migrate(engine, MIGRATIONS)
     yield PathwayStore(engine, "test-key")
     engine.dispose()
 
@@ -85,8 +87,8 @@ def intake(store: PathwayStore, event: EpisodeEvent, nid: NationalId | None = NI
 
 def test_migrations_run_twice_without_error(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'twice.db'}")
-    migrate(engine)
-    migrate(engine)
+    migrate(engine, MIGRATIONS)
+    migrate(engine, MIGRATIONS)
     engine.dispose()
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from overgang.domain.calendar import add_working_days, easter_sunday, end_of_day, is_working_day
+from coordination.domain.calendar import add_working_days, easter_sunday, end_of_day, is_working_day
 
 D = dt.date
 

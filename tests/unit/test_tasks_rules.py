@@ -1,4 +1,4 @@
-"""The coordination rules (overgang.domain.tasks) with the shipped rule files: one row of
+"""The coordination rules (coordination.domain.tasks) with the shipped rule files: one row of
 domain.md's "Coordination tasks" table, or one lifecycle rule, per test."""
 
 from __future__ import annotations
@@ -9,18 +9,14 @@ from typing import Any
 
 import pytest
 
-from coordination.rules import RuleBook
-from overgang.domain.calendar import end_of_day, start_of_day
-from overgang.domain.events import OSLO, Destination, Division, EpisodeEvent, EventKind, Need
-from overgang.domain.tasks import (
+from coordination.domain.calendar import end_of_day, start_of_day
+from coordination.domain.tasks import (
     Episode,
     PathwayChange,
     Priority,
     RuleError,
     RuleSet,
-    Stage,
     Task,
-    TaskKind,
     TaskStateError,
     TaskStatus,
     advance_episode,
@@ -29,6 +25,9 @@ from overgang.domain.tasks import (
     plan,
     task_id_for,
 )
+from coordination.rulebook import RuleBook
+from overgang.events import OSLO, Destination, Division, EpisodeEvent, EventKind, Need
+from overgang.vocabulary import Stage, TaskKind
 
 BOOK = RuleBook()
 OSLO_KOMMUNE = "0301"
@@ -427,7 +426,7 @@ def test_default_rule_file_has_one_rule_per_row_of_the_domain_table() -> None:
 def _default_data() -> dict[str, Any]:
     import tomllib
 
-    from coordination.rules import PACKAGED_RULES
+    from coordination.rulebook import PACKAGED_RULES
 
     with (PACKAGED_RULES / "default.toml").open("rb") as handle:
         return tomllib.load(handle)

@@ -1,17 +1,13 @@
-"""Alembic environment for the coordination database; run programmatically by
-`coordination.db.migrate` (no alembic.ini needed)."""
+"""Alembic environment of the coordination database (run by
+`overgang.sql.migrations.migrate`)."""
 
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 import coordination.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-
-config = context.config
-target_metadata = SQLModel.metadata
-VERSION_TABLE = "coordination_alembic_version"
+from overgang.sql.migrations import run_environment
 
 
 def _include(
@@ -23,43 +19,9 @@ def _include(
     return True
 
 
-def run_migrations_offline() -> None:
-    context.configure(
-        url=config.get_main_option("sqlalchemy.url"),
-        target_metadata=target_metadata,
-        literal_binds=True,
-        version_table=VERSION_TABLE,
-        include_object=_include,
-        render_as_batch=True,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-def run_migrations_online() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        _run(connection)
-        return
-    engine = create_engine(str(config.get_main_option("sqlalchemy.url")))
-    with engine.connect() as conn:
-        _run(conn)
-    engine.dispose()
-
-
-def _run(connection: object) -> None:
-    context.configure(
-        connection=connection,  # type: ignore[arg-type]
-        target_metadata=target_metadata,
-        version_table=VERSION_TABLE,
-        include_object=_include,
-        render_as_batch=True,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-if context.is_offline_mode():
-    run_migrations_offline()
-else:
-    run_migrations_online()
+run_environment(
+    context,
+    SQLModel.metadata,
+    version_table="coordination_alembic_version",
+    include_object=_include,
+)

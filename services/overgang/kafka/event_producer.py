@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from kafka import KafkaProducer
 
 from overgang.codec import CONTENT_TYPE_PROTO, encode_event
-from overgang.domain.events import MUNICIPAL_KINDS, EpisodeEvent
+from overgang.events import MUNICIPAL_KINDS, EpisodeEvent
 from overgang.kafka.topics import HOSPITAL_EVENTS, MUNICIPAL_EVENTS
 
 

@@ -1,4 +1,5 @@
-"""Topic names and their declared configuration (infra/kafka/topics.toml)."""
+"""Topic names and their declared configuration (`topics.toml` beside this module, shipped
+as package data; `infra/kafka/topics.toml` links to it)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from overgang.config import REPO_ROOT, Settings
+from overgang.config import Settings
 
 HOSPITAL_EVENTS = "overgang.hospital-events.v1"
 MUNICIPAL_EVENTS = "overgang.municipal-events.v1"
@@ -19,7 +20,7 @@ LIABILITY_EVENTS = "overgang.liability-events.v1"
 CLOCK_TICKS = "overgang.clock-ticks.v1"
 DEAD_LETTER = "overgang.dead-letter.v1"
 
-TOPICS_FILE = REPO_ROOT / "infra" / "kafka" / "topics.toml"
+TOPICS_FILE = Path(__file__).with_name("topics.toml")
 
 
 @dataclass(frozen=True)

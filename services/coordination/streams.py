@@ -1,0 +1,67 @@
+"""The Faust app: one agent on overgang.pathway-events.v1 and the SLA timer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from coordination.worker import Coordination
+from overgang.config import Settings
+from overgang.kafka.topics import PATHWAY_EVENTS
+from overgang.logging import get_logger
+
+log = get_logger(__name__)
+APP_ID = "overgang-coordination"
+DEFAULT_SLA_SECONDS = 60.0
+
+
+def broker_urls(bootstrap: str) -> str:
+    """ "host:port,host:port" -> Faust's "kafka://host:port;kafka://host:port"."""
+    hosts = [h.strip() for h in bootstrap.split(",") if h.strip()]
+    return ";".join(h if "://" in h else f"kafka://{h}" for h in hosts)
+
+
+def create_app(
+    settings: Settings,
+    core: Coordination,
+    *,
+    app_id: str = APP_ID,
+    sla_seconds: float = DEFAULT_SLA_SECONDS,
+) -> Any:
+    """A Faust app bound to `core`. Start it in-process with `await app.start()` and stop
+    it with `await app.stop()` (no Worker: signals and shutdown belong to the caller)."""
+    app = faust.App(
+        app_id,
+        broker=broker_urls(settings.kafka_bootstrap),
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        autodiscover=False,
+        topic_replication_factor=settings.replication_factor,
+        topic_partitions=settings.topic_partitions,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+    )
+    pathway_events = app.topic(
+        PATHWAY_EVENTS,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    @app.agent(pathway_events, name="coordination-pathway-events")  # type: ignore[untyped-decorator]
+    async def on_pathway_events(stream: Any) -> None:
+        async for event in stream.events():
+            await core.handle_record(event.message)
+
+    @app.timer(sla_seconds, on_leader=True)  # type: ignore[untyped-decorator]
+    async def escalate_overdue() -> None:
+        try:
+            await core.escalate_overdue()
+        except Exception:  # the next tick retries; never kill the timer
+            log.exception("coordination.escalation_failed")
+
+    return app

@@ -1,0 +1,141 @@
+"""Wiring of the pathway service: database + migrations, topics, gRPC server, Kafka
+consumer and outbox relay, with an orderly start and a graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from overgang.config import Settings, load_settings, wall_clock
+from overgang.grpc.auth import Authenticator
+from overgang.grpc.server import GrpcServer
+from overgang.kafka.topics import ensure_topics
+from overgang.logging import get_logger
+from overgang.sql.engine import make_engine
+from overgang.sql.migrations import migrate
+from overgang.sql.outbox import OutboxRelay
+from overgang.v1 import pathway_pb2_grpc
+from pathway.grpc_api import SERVICE_NAME, PathwayServicer
+from pathway.municipalities import load_municipalities
+from pathway.store import PathwayStore
+from pathway.watch import Broadcaster
+from pathway.worker import GROUP_ID, PathwayConsumer
+
+log = get_logger(__name__)
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class PathwayApp:
+    """`kafka=False` runs gRPC + SQL only (no topics, consumer or relay): for tests."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        grpc_address: str | None = None,
+        kafka: bool = True,
+        group_id: str = GROUP_ID,
+        auto_offset_reset: str = "earliest",
+        municipalities: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.grpc_address = grpc_address or self.settings.pathway_grpc
+        self.kafka = kafka
+        self.group_id = group_id
+        self.auto_offset_reset = auto_offset_reset
+        self.municipalities = dict(municipalities or load_municipalities())
+        self.broadcaster = Broadcaster()
+        self.engine = make_engine(self.settings.database_url)
+        self.store = PathwayStore(self.engine, self.settings.pseudonym_key)
+        self.relay: OutboxRelay | None = None
+        self.consumer: PathwayConsumer | None = None
+        self.server: GrpcServer | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        # Set when a background loop (consumer, relay) dies: the process should exit.
+        self.failed = asyncio.Event()
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None, "start() first"
+        return int(self.server.port)
+
+    def _notify(self) -> None:
+        if self.relay is not None:
+            self.relay.notify()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+
+        def finished(done: asyncio.Task[Any]) -> None:
+            if not done.cancelled():
+                log.error("pathway.background_task_died", task=name, error=repr(done.exception()))
+                self.failed.set()
+
+        task.add_done_callback(finished)
+        self._tasks.append(task)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(migrate, self.engine, MIGRATIONS)
+        auth = Authenticator(self.settings.auth_tokens)
+        if not auth.enabled:
+            log.warning(
+                "auth.disabled", detail="OVERGANG_AUTH_TOKENS is empty: every caller is ops"
+            )
+        if self.kafka:
+            created = await asyncio.to_thread(ensure_topics, self.settings)
+            log.info("kafka.topics", created=created)
+            self.relay = OutboxRelay(self.engine, self.settings.kafka_bootstrap)
+            await self.relay.start()
+            self._spawn(self.relay.run(), "outbox-relay")
+            self.consumer = PathwayConsumer(
+                self.store,
+                self.settings,
+                self.municipalities,
+                self.broadcaster,
+                self._notify,
+                group_id=self.group_id,
+                auto_offset_reset=self.auto_offset_reset,
+            )
+            await self.consumer.start()
+            self._spawn(self.consumer.run(), "pathway-consumer")
+        servicer = PathwayServicer(
+            self.store,
+            auth,
+            self.municipalities,
+            self.broadcaster,
+            on_commit=self._notify,
+            clock=wall_clock(self.settings),
+        )
+
+        def register(server: grpc.aio.Server) -> None:
+            pathway_pb2_grpc.add_PathwayServiceServicer_to_server(servicer, server)
+
+        self.server = GrpcServer(self.grpc_address, [SERVICE_NAME], register, self.settings)
+        await self.server.start()
+        log.info("pathway.started", port=self.server.port, kafka=self.kafka)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        self.broadcaster.close()
+        if self.server is not None:
+            await self.server.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.relay is not None:
+            try:  # publish what the last requests committed
+                await asyncio.wait_for(self.relay.publish_pending(), timeout=grace)
+            except Exception as exc:
+                log.warning("outbox.final_publish_failed", error=str(exc))
+            await self.relay.stop()
+        self.engine.dispose()
+        log.info("pathway.stopped")
