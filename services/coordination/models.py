@@ -11,9 +11,9 @@ import datetime as dt
 from sqlalchemy import Column, LargeBinary
 from sqlmodel import Field, SQLModel
 
-from overgang.sql.outbox import OutboxRecord
+from overgang.sql.outbox import OutboxRow
 
-__all__ = ["EpisodeRow", "OutboxRecord", "ProcessedEventRow", "TaskRow", "TaskUpdateRow"]
+__all__ = ["EpisodeRow", "OutboxRow", "ProcessedEventRow", "TaskRow", "TaskUpdateRow"]
 
 
 def _utc() -> dt.datetime:

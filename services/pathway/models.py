@@ -5,7 +5,7 @@
   `event_id` (the dedupe key for gRPC intake and the Kafka consumer alike).
 * `pathway_task`: the latest version of each coordination task of an episode.
 * `pathway`: the projection (stage, needs, history), recomputed by the pure fold.
-* `outbox`: shared `overgang.sql.outbox.OutboxRecord`.
+* `outbox`: shared `overgang.sql.outbox.OutboxRow`.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import datetime as dt
 from sqlalchemy import LargeBinary, MetaData
 from sqlmodel import Column, Field, SQLModel
 
-from overgang.sql.outbox import OutboxRecord
+from overgang.sql.outbox import OutboxRow
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class PatientRecord(SQLModel, table=True):
+class PatientRow(SQLModel, table=True):
     __tablename__ = "patient"
 
     pseudonym: str = Field(primary_key=True, max_length=64)
@@ -30,7 +30,7 @@ class PatientRecord(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=_now)
 
 
-class EventLogRecord(SQLModel, table=True):
+class EventLogRow(SQLModel, table=True):
     __tablename__ = "pathway_event_log"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -48,7 +48,7 @@ class EventLogRecord(SQLModel, table=True):
     rejected_reason: str | None = Field(default=None, max_length=500)
 
 
-class TaskRecord(SQLModel, table=True):
+class TaskRow(SQLModel, table=True):
     __tablename__ = "pathway_task"
 
     task_id: str = Field(primary_key=True, max_length=128)
@@ -62,7 +62,7 @@ class TaskRecord(SQLModel, table=True):
     rejected_reason: str | None = Field(default=None, max_length=500)
 
 
-class PathwayRecord(SQLModel, table=True):
+class PathwayRow(SQLModel, table=True):
     __tablename__ = "pathway"
 
     episode_id: str = Field(primary_key=True, max_length=80)
@@ -89,10 +89,10 @@ def pathway_metadata() -> MetaData:
 
 
 __all__ = [
-    "EventLogRecord",
-    "OutboxRecord",
-    "PathwayRecord",
-    "PatientRecord",
-    "TaskRecord",
+    "EventLogRow",
+    "OutboxRow",
+    "PathwayRow",
+    "PatientRow",
+    "TaskRow",
     "pathway_metadata",
 ]

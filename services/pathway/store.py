@@ -55,7 +55,7 @@ from pathway.domain.state_machine import (
     TaskCompleted,
     fold,
 )
-from pathway.models import EventLogRecord, PathwayRecord, PatientRecord, TaskRecord
+from pathway.models import EventLogRow, PathwayRow, PatientRow, TaskRow
 
 log = get_logger(__name__)
 
@@ -138,7 +138,7 @@ def _aware(stamp: dt.datetime) -> dt.datetime:
     return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.UTC)
 
 
-def to_proto(row: PathwayRecord, units: Sequence[str]) -> pathway_pb2.Pathway:
+def to_proto(row: PathwayRow, units: Sequence[str]) -> pathway_pb2.Pathway:
     msg = pathway_pb2.Pathway(
         episode_id=row.episode_id,
         stage=_stage_proto(Stage(row.stage)),
@@ -180,7 +180,7 @@ def _history_json(state: PathwayState) -> str:
     )
 
 
-def _task_input(row: TaskRecord) -> TaskCompleted | None:
+def _task_input(row: TaskRow) -> TaskCompleted | None:
     if row.status != "DONE" or row.kind not in STAGE_MOVING_TASKS:
         return None
     return TaskCompleted(
@@ -207,17 +207,17 @@ class PathwayStore:
     def episode_patient(self, episode_id: str) -> tuple[bool, str]:
         """(episode has recorded events, its patient pseudonym or "")."""
         with Session(self.engine) as session:
-            row = session.get(PathwayRecord, episode_id)
+            row = session.get(PathwayRow, episode_id)
             if row is not None:
                 return True, row.patient_pseudonym
             seen = session.exec(
-                select(EventLogRecord.id).where(EventLogRecord.episode_id == episode_id).limit(1)
+                select(EventLogRow.id).where(EventLogRow.episode_id == episode_id).limit(1)
             ).first()
             return seen is not None, ""
 
     def get(self, episode_id: str) -> pathway_pb2.Pathway | None:
         with Session(self.engine) as session:
-            row = session.get(PathwayRecord, episode_id)
+            row = session.get(PathwayRow, episode_id)
             if row is None:
                 return None
             return to_proto(row, self._units(session, [episode_id]).get(episode_id, []))
@@ -227,26 +227,26 @@ class PathwayStore:
     ) -> tuple[list[pathway_pb2.Pathway], str]:
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         with Session(self.engine) as session:
-            query = select(PathwayRecord).order_by(col(PathwayRecord.episode_id))
+            query = select(PathwayRow).order_by(col(PathwayRow.episode_id))
             if after:
-                query = query.where(col(PathwayRecord.episode_id) > after)
+                query = query.where(col(PathwayRow.episode_id) > after)
             if filters.stage is not None:
-                query = query.where(PathwayRecord.stage == filters.stage.value)
+                query = query.where(PathwayRow.stage == filters.stage.value)
             if filters.municipality:
-                query = query.where(PathwayRecord.municipality == filters.municipality)
+                query = query.where(PathwayRow.municipality == filters.municipality)
             if filters.division:
-                query = query.where(PathwayRecord.division == filters.division)
+                query = query.where(PathwayRow.division == filters.division)
             if filters.her_id:
-                query = query.where(PathwayRecord.her_id == filters.her_id)
+                query = query.where(PathwayRow.her_id == filters.her_id)
             if filters.unit:
-                with_unit = select(TaskRecord.episode_id).where(
-                    col(TaskRecord.status).in_(OPEN_TASK_STATUSES),
+                with_unit = select(TaskRow.episode_id).where(
+                    col(TaskRow.status).in_(OPEN_TASK_STATUSES),
                     or_(
-                        col(TaskRecord.unit) == filters.unit,
-                        col(TaskRecord.unit).startswith(filters.unit + "/"),
+                        col(TaskRow.unit) == filters.unit,
+                        col(TaskRow.unit).startswith(filters.unit + "/"),
                     ),
                 )
-                query = query.where(col(PathwayRecord.episode_id).in_(with_unit))
+                query = query.where(col(PathwayRow.episode_id).in_(with_unit))
             rows = list(session.exec(query.limit(size + 1)))
             more = len(rows) > size
             rows = rows[:size]
@@ -259,9 +259,9 @@ class PathwayStore:
         if not episode_ids:
             return {}
         found: dict[str, set[str]] = {}
-        query = select(TaskRecord.episode_id, TaskRecord.unit).where(
-            col(TaskRecord.episode_id).in_(episode_ids),
-            col(TaskRecord.status).in_(OPEN_TASK_STATUSES),
+        query = select(TaskRow.episode_id, TaskRow.unit).where(
+            col(TaskRow.episode_id).in_(episode_ids),
+            col(TaskRow.status).in_(OPEN_TASK_STATUSES),
         )
         for episode_id, unit in session.exec(query):
             found.setdefault(episode_id, set()).add(unit)
@@ -311,22 +311,20 @@ class PathwayStore:
         intake: bool,
     ) -> Recorded:
         existing = session.exec(
-            select(EventLogRecord).where(EventLogRecord.event_id == event.event_id)
+            select(EventLogRow).where(EventLogRow.event_id == event.event_id)
         ).first()
         if existing is not None:
             if existing.episode_id != event.episode_id:
                 # Never answer with (or merge into) another episode's pathway.
                 raise EventIdConflict("is already used by an event of another episode")
-            row = session.get(PathwayRecord, existing.episode_id)
+            row = session.get(PathwayRow, existing.episode_id)
             units = self._units(session, [existing.episode_id])
             pathway = to_proto(row, units.get(existing.episode_id, [])) if row else None
             return Recorded(duplicate=True, pathway=pathway)
 
-        row = session.get(PathwayRecord, event.episode_id, with_for_update=True)
+        row = session.get(PathwayRow, event.episode_id, with_for_update=True)
         logs = list(
-            session.exec(
-                select(EventLogRecord).where(EventLogRecord.episode_id == event.episode_id)
-            )
+            session.exec(select(EventLogRow).where(EventLogRow.episode_id == event.episode_id))
         )
         pseudonym = row.patient_pseudonym if row is not None else ""
         if national_id is not None:
@@ -335,12 +333,12 @@ class PathwayStore:
                 raise PatientProblem("does not match the patient already on this episode")
             if not pseudonym:
                 pseudonym = given
-                if session.get(PatientRecord, given) is None:
-                    session.add(PatientRecord(pseudonym=given, national_id=national_id.value))
+                if session.get(PatientRow, given) is None:
+                    session.add(PatientRow(pseudonym=given, national_id=national_id.value))
         elif intake and not logs:
             raise PatientProblem("is required on the first event of an episode")
 
-        new_log = EventLogRecord(
+        new_log = EventLogRow(
             event_id=event.event_id,
             episode_id=event.episode_id,
             kind=event.kind.value,
@@ -403,7 +401,7 @@ class PathwayStore:
         return self._write(lambda session: self._record_task(session, task, kind, status))
 
     def _record_task(self, session: Session, task: Any, kind: str, status: str) -> Recorded:
-        stored = session.get(TaskRecord, task.task_id, with_for_update=True)
+        stored = session.get(TaskRow, task.task_id, with_for_update=True)
         if stored is not None and stored.version >= task.version:
             return Recorded(duplicate=True)
         updated_at = (
@@ -412,7 +410,7 @@ class PathwayStore:
             else dt.datetime.now(dt.UTC)
         )
         if stored is None:
-            stored = TaskRecord(
+            stored = TaskRow(
                 task_id=task.task_id,
                 episode_id=task.episode_id,
                 unit=task.unit,
@@ -432,9 +430,9 @@ class PathwayStore:
         session.flush()
         if _task_input(stored) is None:
             return Recorded(duplicate=False)
-        row = session.get(PathwayRecord, task.episode_id, with_for_update=True)
+        row = session.get(PathwayRow, task.episode_id, with_for_update=True)
         logs = list(
-            session.exec(select(EventLogRecord).where(EventLogRecord.episode_id == task.episode_id))
+            session.exec(select(EventLogRow).where(EventLogRow.episode_id == task.episode_id))
         )
         tasks = self._tasks(session, task.episode_id)
         result = fold([*self._inputs(logs), *self._task_inputs(tasks)])
@@ -455,30 +453,30 @@ class PathwayStore:
 
     # ---------------------------------------------------------------- helpers
     @staticmethod
-    def _tasks(session: Session, episode_id: str) -> list[TaskRecord]:
-        return list(session.exec(select(TaskRecord).where(TaskRecord.episode_id == episode_id)))
+    def _tasks(session: Session, episode_id: str) -> list[TaskRow]:
+        return list(session.exec(select(TaskRow).where(TaskRow.episode_id == episode_id)))
 
     @staticmethod
-    def _inputs(logs: Iterable[EventLogRecord]) -> list[PathwayInput]:
+    def _inputs(logs: Iterable[EventLogRow]) -> list[PathwayInput]:
         return [decode_event(r.payload) for r in logs]
 
     @staticmethod
-    def _task_inputs(tasks: Iterable[TaskRecord]) -> list[PathwayInput]:
+    def _task_inputs(tasks: Iterable[TaskRow]) -> list[PathwayInput]:
         return [t for t in (_task_input(r) for r in tasks) if t is not None]
 
     def _project(
         self,
         session: Session,
         episode_id: str,
-        row: PathwayRecord | None,
+        row: PathwayRow | None,
         result: Fold,
-        logs: Sequence[EventLogRecord],
-        tasks: Sequence[TaskRecord],
+        logs: Sequence[EventLogRow],
+        tasks: Sequence[TaskRow],
         pseudonym: str,
         cause: dict[str, events_pb2.Event],
     ) -> tuple[list[pathway_pb2.PathwayEvent], pathway_pb2.Pathway | None]:
         """Write the folded state, and announce every accepted, not yet announced input."""
-        by_id: dict[str, EventLogRecord | TaskRecord] = {r.event_id: r for r in logs}
+        by_id: dict[str, EventLogRow | TaskRow] = {r.event_id: r for r in logs}
         by_id.update({task_input_id(t.task_id): t for t in tasks})
         for step in result.steps:
             record = by_id[step.item.event_id]
@@ -489,7 +487,7 @@ class PathwayStore:
         if state is None:
             return [], None
         if row is None:
-            row = PathwayRecord(
+            row = PathwayRow(
                 episode_id=episode_id,
                 her_id=state.her_id,
                 stage=state.stage.value,
@@ -529,7 +527,7 @@ class PathwayStore:
     def _pathway_event(
         step: Step,
         pathway: pathway_pb2.Pathway,
-        record: EventLogRecord | TaskRecord,
+        record: EventLogRow | TaskRow,
         cause: dict[str, events_pb2.Event],
     ) -> pathway_pb2.PathwayEvent:
         message = pathway_pb2.PathwayEvent(
@@ -539,7 +537,7 @@ class PathwayStore:
             to_stage=_stage_proto(step.to_stage),
             pathway=pathway,
         )
-        if isinstance(record, EventLogRecord):
+        if isinstance(record, EventLogRow):
             proto = cause.get(record.event_id) or events_pb2.Event.FromString(record.payload)
             message.cause.CopyFrom(proto)
         # A task completion has no hospital/municipal cause: `cause` stays unset.

@@ -26,7 +26,7 @@ from overgang.grpc.auth import bearer
 from overgang.grpc.errors import field_violations
 from overgang.kafka.records import Consumed, reason_of
 from overgang.kafka.topics import COORDINATION_TASKS, DEAD_LETTER, MUNICIPAL_EVENTS, PATHWAY_EVENTS
-from overgang.sql.outbox import OutboxRecord
+from overgang.sql.outbox import OutboxRow
 from overgang.v1 import coordination_pb2, coordination_pb2_grpc
 
 NOW = dt.datetime(2026, 3, 10, 10, 0, tzinfo=OSLO)
@@ -103,10 +103,10 @@ class Harness:
             Consumed(PATHWAY_EVENTS, partition=0, offset=next(_offsets), key=key, value=value)
         )
 
-    def outbox(self, topic: str) -> list[OutboxRecord]:
+    def outbox(self, topic: str) -> list[OutboxRow]:
         with Session(self.runtime.engine) as session:
-            query = select(OutboxRecord).where(OutboxRecord.topic == topic)
-            return list(session.exec(query.order_by(OutboxRecord.id)))  # type: ignore[arg-type]
+            query = select(OutboxRow).where(OutboxRow.topic == topic)
+            return list(session.exec(query.order_by(OutboxRow.id)))  # type: ignore[arg-type]
 
 
 @contextlib.asynccontextmanager

@@ -18,7 +18,7 @@ from overgang.events import Destination, Division, EpisodeEvent, EventKind, Need
 from overgang.kafka.topics import HOSPITAL_EVENTS, MUNICIPAL_EVENTS, PATHWAY_EVENTS
 from overgang.sql.engine import make_engine
 from overgang.sql.migrations import migrate
-from overgang.sql.outbox import OutboxRecord
+from overgang.sql.outbox import OutboxRow
 from overgang.v1 import coordination_pb2, pathway_pb2
 from pathway.domain.national_id import NationalId, validate_national_id, with_check_digits
 from pathway.domain.state_machine import IllegalTransition
@@ -71,10 +71,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PathwaySto
     engine.dispose()
 
 
-def outbox(store: PathwayStore, topic: str) -> list[OutboxRecord]:
+def outbox(store: PathwayStore, topic: str) -> list[OutboxRow]:
     with Session(store.engine) as session:
-        query = select(OutboxRecord).where(OutboxRecord.topic == topic)
-        return list(session.exec(query.order_by(OutboxRecord.id)))  # type: ignore[arg-type]
+        query = select(OutboxRow).where(OutboxRow.topic == topic)
+        return list(session.exec(query.order_by(OutboxRow.id)))  # type: ignore[arg-type]
 
 
 def pathway_events(store: PathwayStore) -> list[pathway_pb2.PathwayEvent]:

@@ -19,7 +19,7 @@ from overgang.logging import get_logger
 log = get_logger(__name__)
 
 
-class OutboxRecord(SQLModel, table=True):
+class OutboxRow(SQLModel, table=True):
     __tablename__ = "outbox"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -40,10 +40,10 @@ def enqueue(
 ) -> None:
     """Add a record to the caller's transaction; it is published after the commit."""
     encoded = [[name, data.decode("latin-1")] for name, data in headers or []]
-    session.add(OutboxRecord(topic=topic, key=key, value=value, headers_json=json.dumps(encoded)))
+    session.add(OutboxRow(topic=topic, key=key, value=value, headers_json=json.dumps(encoded)))
 
 
-def _headers(record: OutboxRecord) -> list[tuple[str, bytes]]:
+def _headers(record: OutboxRow) -> list[tuple[str, bytes]]:
     return [(name, data.encode("latin-1")) for name, data in json.loads(record.headers_json)]
 
 
@@ -74,12 +74,12 @@ class OutboxRelay:
             await self._producer.stop()
             self._producer = None
 
-    def _pending(self) -> list[OutboxRecord]:
+    def _pending(self) -> list[OutboxRow]:
         with Session(self.engine) as session:
             query = (
-                select(OutboxRecord)
-                .where(OutboxRecord.published_at == None)  # noqa: E711 (SQL NULL)
-                .order_by(OutboxRecord.id)  # type: ignore[arg-type]
+                select(OutboxRow)
+                .where(OutboxRow.published_at == None)  # noqa: E711 (SQL NULL)
+                .order_by(OutboxRow.id)  # type: ignore[arg-type]
                 .limit(self.batch)
             )
             return list(session.exec(query))
@@ -88,7 +88,7 @@ class OutboxRelay:
         now = dt.datetime.now(dt.UTC)
         with Session(self.engine) as session:
             for record in session.exec(
-                select(OutboxRecord).where(OutboxRecord.id.in_(ids))  # type: ignore[union-attr]
+                select(OutboxRow).where(OutboxRow.id.in_(ids))  # type: ignore[union-attr]
             ):
                 record.published_at = now
                 session.add(record)
