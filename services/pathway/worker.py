@@ -147,7 +147,7 @@ class PathwayConsumer:
             update = coordination_pb2.TaskUpdate()
             try:
                 if record_type is not None and record_type.startswith(CONTENT_TYPE_JSON):
-                    json_format.Parse(record.value.decode("utf-8"), update)
+                    json_format.Parse((record.value or b"").decode("utf-8"), update)
                 else:
                     update.ParseFromString(record.value or b"")
             except (DecodeError, json_format.ParseError, UnicodeDecodeError) as exc:
