@@ -10,7 +10,7 @@ import grpc
 
 from discharge.convert import episode_statement, liable_day
 from discharge.domain.clock import PeriodStatus, Statement
-from discharge.worker import ClockApp
+from discharge.streams import ClockStreams
 from overgang.codec import EPISODE_ID, MUNICIPALITY
 from overgang.grpc.auth import Authenticator, Role
 from overgang.grpc.errors import abort_invalid
@@ -30,7 +30,7 @@ def _empty(entry_id: str, municipality: str, as_of: dt.date) -> Statement:
 
 
 class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
-    def __init__(self, clock: ClockApp, auth: Authenticator) -> None:
+    def __init__(self, clock: ClockStreams, auth: Authenticator) -> None:
         self.clock = clock
         self.auth = auth
 
@@ -40,7 +40,7 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
         await self.auth.require(context, _may_read, "read liability")
         if not EPISODE_ID.match(request.episode_id):
             await abort_invalid(context, [("episodeId", "must be '<HER-id>:<local number>'")])
-        entry = self.clock.entry(request.episode_id)
+        entry = self.clock.store.get(request.episode_id)
         if entry is None and not self.clock.owns(request.episode_id):
             partition = self.clock.partition_of(request.episode_id)
             await context.abort(
@@ -65,7 +65,7 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
             await abort_invalid(context, [("municipality", "must be a four-digit kommunenummer")])
         running = [
             episode_statement(e.announced, e.error)
-            for e in sorted(self.clock.entries(), key=lambda e: e.episode_id)
+            for e in sorted(self.clock.store.entries(), key=lambda e: e.episode_id)
             if e.announced is not None
             and e.announced.status is PeriodStatus.RUNNING
             and request.municipality in ("", e.announced.municipality)
@@ -85,7 +85,7 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
             await abort_invalid(context, violations)
         statement = pb.MonthlyStatement(municipality=request.municipality, month=request.month)
         as_of: dt.date | None = None
-        for entry in sorted(self.clock.entries(), key=lambda e: e.episode_id):
+        for entry in sorted(self.clock.store.entries(), key=lambda e: e.episode_id):
             if entry.announced is None:
                 continue
             as_of = max(as_of or entry.as_of, entry.as_of)

@@ -1,12 +1,12 @@
-"""One episode's clock as kept in the Faust table: its event history, the date up to
-which days are announced, and what was announced. JSON with the events as base64
-protobuf (the JSON form of each event cost a millisecond per event to parse: make bench)."""
+"""The clock table's values: one episode's `ClockEntry` as JSON, with the events as base64
+protobuf (the JSON form of each event cost a millisecond per event to parse: make bench),
+and the table as the worker and the gRPC API read it."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 from discharge.domain.clock import (
@@ -16,67 +16,29 @@ from discharge.domain.clock import (
     PeriodStatus,
     Statement,
     VoidReason,
-    compute_statement,
 )
-from discharge.domain.liability_diff import LiabilityChange, liability_diff
-from discharge.domain.profile import RuleProfile
-from discharge.domain.rates import MissingRate, RateTable
+from discharge.domain.live_clock import ClockEntry
 from overgang.codec import decode_event, encode_event
-from overgang.events import EpisodeEvent
 
 
-@dataclass(frozen=True)
-class ClockEntry:
-    episode_id: str
-    partition: int
-    as_of: dt.date
-    events: tuple[EpisodeEvent, ...] = ()
-    announced: Statement | None = None
-    # Why the last recomputation could not be announced (e.g. a missing rate).
-    error: str | None = None
+class ClockStore:
+    """Episode id -> ClockEntry over a table of JSON values (a Faust table in the
+    service, a dict in tests and benchmarks)."""
 
-    def has(self, event: EpisodeEvent) -> bool:
-        return event in self.events
+    def __init__(self, table: MutableMapping[str, Any]) -> None:
+        self.table = table
 
+    def get(self, episode_id: str) -> ClockEntry | None:
+        value = self.table.get(episode_id)
+        return entry_from_json(value) if value else None
 
-@dataclass(frozen=True)
-class Rules:
-    rates: RateTable
-    profile: RuleProfile
+    def put(self, entry: ClockEntry) -> None:
+        self.table[entry.episode_id] = entry_to_json(entry)
 
-
-@dataclass
-class Outcome:
-    entry: ClockEntry
-    changes: list[LiabilityChange] = field(default_factory=list)
-
-
-def _recompute(entry: ClockEntry, rules: Rules, cause_event_id: str | None) -> Outcome:
-    try:
-        current = compute_statement(
-            entry.episode_id, entry.events, entry.as_of, rules.rates, rules.profile
-        )
-    except MissingRate as exc:
-        # Nothing is announced until the operator adds the rate; the next tick retries
-        # against what was announced, so no day is lost.
-        return Outcome(replace(entry, error=str(exc)))
-    changes = liability_diff(entry.announced, current, cause_event_id)
-    return Outcome(replace(entry, announced=current, error=None), changes)
-
-
-def apply_event(entry: ClockEntry, event: EpisodeEvent, rules: Rules) -> Outcome:
-    if entry.has(event):
-        return Outcome(entry)  # a duplicate: already part of the history
-    return _recompute(replace(entry, events=(*entry.events, event)), rules, event.event_id)
-
-
-def apply_tick(entry: ClockEntry, today: dt.date, rules: Rules) -> Outcome:
-    if today <= entry.as_of and entry.error is None:
-        return Outcome(entry)
-    return _recompute(replace(entry, as_of=max(today, entry.as_of)), rules, None)
-
-
-# JSON form ----------------------------------------------------------------------------
+    def entries(self, partition: int | None = None) -> Iterator[ClockEntry]:
+        for _key, value in list(self.table.items()):
+            if value and (partition is None or value["partition"] == partition):
+                yield entry_from_json(value)
 
 
 def _day(value: dt.date | None) -> str | None:

@@ -1,0 +1,68 @@
+"""One episode's live clock: its event history, the date up to which days are announced,
+and what was announced; and the two things that move it, an event and a day tick.
+
+Pure: what the live clock announces is `liability_diff` between what it announced last
+and what `compute_statement` gives for the history now, so the live numbers are the
+replayed numbers by construction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+
+from discharge.domain.clock import Statement, compute_statement
+from discharge.domain.liability_diff import LiabilityChange, liability_diff
+from discharge.domain.profile import RuleProfile
+from discharge.domain.rates import MissingRate, RateTable
+from overgang.events import EpisodeEvent
+
+
+@dataclass(frozen=True)
+class ClockEntry:
+    episode_id: str
+    partition: int
+    as_of: dt.date
+    events: tuple[EpisodeEvent, ...] = ()
+    announced: Statement | None = None
+    # Why the last recomputation could not be announced (e.g. a missing rate).
+    error: str | None = None
+
+    def has(self, event: EpisodeEvent) -> bool:
+        return event in self.events
+
+
+@dataclass(frozen=True)
+class Rules:
+    rates: RateTable
+    profile: RuleProfile
+
+
+@dataclass
+class Outcome:
+    entry: ClockEntry
+    changes: list[LiabilityChange] = field(default_factory=list)
+
+
+def _recompute(entry: ClockEntry, rules: Rules, cause_event_id: str | None) -> Outcome:
+    try:
+        current = compute_statement(
+            entry.episode_id, entry.events, entry.as_of, rules.rates, rules.profile
+        )
+    except MissingRate as exc:
+        # Nothing is announced until the operator adds the rate; the next tick retries
+        # against what was announced, so no day is lost.
+        return Outcome(replace(entry, error=str(exc)))
+    changes = liability_diff(entry.announced, current, cause_event_id)
+    return Outcome(replace(entry, announced=current, error=None), changes)
+
+
+def apply_event(entry: ClockEntry, event: EpisodeEvent, rules: Rules) -> Outcome:
+    if entry.has(event):
+        return Outcome(entry)  # a duplicate: already part of the history
+    return _recompute(replace(entry, events=(*entry.events, event)), rules, event.event_id)
+
+
+def apply_tick(entry: ClockEntry, today: dt.date, rules: Rules) -> Outcome:
+    if today <= entry.as_of and entry.error is None:
+        return Outcome(entry)
+    return _recompute(replace(entry, as_of=max(today, entry.as_of)), rules, None)

@@ -1,0 +1,120 @@
+"""The clock's Faust wiring, kept thin: one agent over hospital events, municipal events
+and day ticks, a changelog-backed `clocks` table, and the tick senders.
+
+The three source topics have the same partition count and are keyed by episode id, so
+one episode's events and the ticks for its partition arrive in one ordered stream, and
+the table holds each episode's history in the partition it came from. A leader-only
+crontab at 00:00 Europe/Oslo, and every worker at start-up and every few minutes, send
+today's date to every tick partition; a tick recomputes each episode of its partition as
+of that date, so days missed while a worker was down are caught up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from kafka.partitioner.default import murmur2
+
+from discharge.domain.live_clock import Rules
+from discharge.store import ClockStore
+from discharge.worker import ClockWorker
+from overgang.codec import CONTENT_TYPE_JSON
+from overgang.config import Settings
+from overgang.events import OSLO
+from overgang.kafka import topics
+from overgang.kafka.records import Headers
+
+APP_ID = "overgang-discharge"
+CATCH_UP_SECONDS = 300.0
+RAW = {"key_serializer": "raw", "value_serializer": "raw"}
+
+
+@dataclass
+class ClockStreams:
+    app: faust.App
+    store: ClockStore
+    worker: ClockWorker
+    settings: Settings
+
+    def partition_of(self, episode_id: str) -> int:
+        """The partition the default (murmur2) partitioner gives the episode's key."""
+        positive = murmur2(episode_id.encode()) & 0x7FFFFFFF
+        return int(positive % self.settings.topic_partitions)
+
+    def owns(self, episode_id: str) -> bool:
+        """Whether this worker is active for the episode's partition."""
+        partition = self.partition_of(episode_id)
+        return any(
+            tp.topic == topics.HOSPITAL_EVENTS and tp.partition == partition
+            for tp in self.app.assignor.assigned_actives()
+        )
+
+
+def _datadir(settings: Settings) -> str:
+    path = settings.data_dir / "faust"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+def create_streams(
+    settings: Settings, rules: Rules, now: Callable[[], dt.datetime]
+) -> ClockStreams:
+    app = faust.App(
+        APP_ID + settings.app_id_suffix,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.replication_factor,
+        timezone=OSLO,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        table_standby_replicas=0,
+        datadir=_datadir(settings),
+        **RAW,
+    )
+    source = app.topic(topics.HOSPITAL_EVENTS, topics.MUNICIPAL_EVENTS, topics.CLOCK_TICKS, **RAW)
+    ticks = app.topic(topics.CLOCK_TICKS, **RAW)
+    liability = app.topic(topics.LIABILITY_EVENTS, **RAW)
+    dlq = app.topic(topics.DEAD_LETTER, **RAW)
+    table = app.Table(
+        "clocks",
+        default=None,
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+        partitions=settings.topic_partitions,
+    )
+
+    async def announce(episode_id: str, values: Sequence[bytes]) -> None:
+        key = episode_id.encode()
+        futures = [await liability.send(key=key, value=value) for value in values]
+        await asyncio.gather(*futures)
+
+    async def dead_letter(key: bytes | None, value: bytes | None, headers: Headers) -> None:
+        await (await dlq.send(key=key, value=value, headers=headers))
+
+    store = ClockStore(table)
+    worker = ClockWorker(store, rules, now, announce, dead_letter)
+
+    @app.agent(source)
+    async def clock(stream: Any) -> None:
+        async for event in stream.events():
+            await worker.handle(event.message)
+
+    async def send_ticks() -> None:
+        # Idempotent: a tick for a date already reached changes nothing.
+        body = worker.tick_body()
+        for partition in range(settings.topic_partitions):
+            await ticks.send(
+                value=body, partition=partition, headers=[("content-type", CONTENT_TYPE_JSON)]
+            )
+
+    app.crontab("0 0 * * *", timezone=OSLO, on_leader=True)(send_ticks)
+    app.timer(interval=CATCH_UP_SECONDS)(send_ticks)
+    app.task(send_ticks)
+    return ClockStreams(app, store, worker, settings)
