@@ -5,8 +5,17 @@
 # --- Topic layout shared by every test process: topics are created once per broker, so all
 # tests (and the service processes they start) must agree on the partition count.
 import os
-
-from kafka_fixture import kafka_bootstrap, unique_name  # noqa: F401
+from pathlib import Path
 
 os.environ.setdefault("OVERGANG_TOPIC_PARTITIONS", "3")
 # --- end topic layout
+# --- The tests' own local broker: another port and data directory than `overgang up` and
+# `make demo`, so a developer's stack never sees the tests' 3-partition topics (and the
+# other way round). Set before kafka_fixture reads them.
+os.environ.setdefault("KAFKA_PORT", "19392")
+os.environ.setdefault(
+    "OVERGANG_KAFKA_DATA", str(Path(__file__).resolve().parent.parent / ".kafka-test")
+)
+# --- end test broker
+
+from kafka_fixture import kafka_bootstrap, unique_name  # noqa: E402, F401

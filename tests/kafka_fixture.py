@@ -5,8 +5,8 @@ Order of preference for ``kafka_bootstrap``:
 1. ``KAFKA_BOOTSTRAP_SERVERS`` if set (an already running Kafka; used as-is).
 2. testcontainers ``KafkaContainer`` in KRaft mode, but only if a Docker engine answers a ping.
 3. The local Apache Kafka broker from Maven jars: ``infra/kafka/kafka.sh start`` + ``wait``
-   (port ``KAFKA_PORT``, default 19092; data dir ``OVERGANG_KAFKA_DATA``, default
-   ``<repo>/.kafka``).
+   (port ``KAFKA_PORT`` and data dir ``OVERGANG_KAFKA_DATA``; conftest.py defaults them to
+   19392 and ``<repo>/.kafka-test``, apart from the developer's stack on 19092).
    It is stopped at session end only if this fixture started it.
 
 If no Kafka can be had the fixture FAILS (never skips): a test that needs Kafka and did not run
