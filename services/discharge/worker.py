@@ -8,6 +8,7 @@ as announced: after a crash they may be announced again, with the same ids.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,6 +27,7 @@ from overgang.kafka.records import (
     send_dead_letter,
 )
 from overgang.logging import get_logger
+from overgang.retry import until_done
 
 log = get_logger(__name__)
 
@@ -43,29 +45,46 @@ class ClockWorker:
         now: Callable[[], dt.datetime],
         announce: Announce,
         dead_letter: DeadLetterSink,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.store = store
         self.rules = rules
         self.now = now
         self._announce = announce
         self._dead_letter = dead_letter
+        self._sleep = sleep  # the retry backoff's (tests pass a fast one)
 
     def today(self) -> dt.date:
         return self.now().astimezone(OSLO).date()
 
     async def handle(self, record: ConsumedRecord) -> None:
-        """One record of the clock's source topics; never raises for a bad record."""
+        """One record of the clock's source topics. Returns only when the record is part
+        of the clock or in the dead-letter topic: an infrastructure error (Kafka,
+        timeout) is retried with backoff, so the stream, and with it the partition's
+        offsets, waits; a record that is bad in itself is dead-lettered."""
         try:
-            if record.topic == topics.CLOCK_TICKS:
-                await self.on_tick(record)
-            else:
-                await self.on_episode_event(record)
+            await until_done(
+                lambda: self._handle_once(record), "clock.record", log, sleep=self._sleep
+            )
         except Exception as exc:  # a bug must not stop every other episode's clock
             log.exception("clock.failed", topic=record.topic)
             await self.dead_letter(record, f"processing failed: {type(exc).__name__}: {exc}")
 
+    async def _handle_once(self, record: ConsumedRecord) -> None:
+        # Safe to repeat: the table is written only after the announcements were
+        # acknowledged, and a repeat announces the same ids.
+        if record.topic == topics.CLOCK_TICKS:
+            await self.on_tick(record)
+        else:
+            await self.on_episode_event(record)
+
     async def dead_letter(self, record: ConsumedRecord, reason: str) -> None:
-        await send_dead_letter(self._dead_letter, record, reason, SERVICE, log)
+        await until_done(
+            lambda: send_dead_letter(self._dead_letter, record, reason, SERVICE, log),
+            "clock.dead_letter",
+            log,
+            sleep=self._sleep,
+        )
 
     def check_event(self, record: ConsumedRecord) -> EpisodeEvent:
         decoded = decode_event(record.value, content_type(headers_of(record.headers)))
