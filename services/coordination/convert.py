@@ -7,7 +7,8 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from coordination.domain.tasks import PathwayChange, Task
+from coordination.domain.planning import PathwayChange
+from coordination.domain.task import Task
 from overgang.codec import EPISODE_ID, InvalidEvent, event_from_proto, event_to_proto
 from overgang.events import Need
 from overgang.v1 import coordination_pb2, events_pb2, pathway_pb2

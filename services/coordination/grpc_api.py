@@ -13,7 +13,7 @@ from typing import Any, TypeAlias
 import grpc
 
 from coordination.convert import task_to_proto
-from coordination.domain.tasks import TaskStateError, UnitKind, unit_matches
+from coordination.domain.task import TaskStateError, UnitKind, unit_matches
 from coordination.store import Forbidden, TaskNotFound
 from coordination.worker import Coordination
 from overgang.codec import EPISODE_ID, InvalidEvent, event_from_proto, event_to_proto

@@ -21,18 +21,9 @@ from sqlalchemy import ColumnElement, Engine, func, or_, text
 from sqlmodel import Session, col, select
 
 from coordination.convert import task_to_proto
-from coordination.domain.tasks import (
-    ACTIVE,
-    DueRule,
-    Episode,
-    PathwayChange,
-    Priority,
-    Task,
-    TaskStatus,
-    advance_episode,
-    overdue,
-    plan,
-)
+from coordination.domain.due import DueRule
+from coordination.domain.planning import Episode, PathwayChange, advance_episode, plan
+from coordination.domain.task import ACTIVE, Priority, Task, TaskStatus, overdue
 from coordination.models import EpisodeRow, ProcessedEventRow, TaskRow, TaskUpdateRow
 from coordination.rulebook import RuleBook
 from overgang.codec import CONTENT_TYPE_PROTO, encode_event

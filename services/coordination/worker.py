@@ -13,7 +13,9 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from coordination.convert import decode_pathway_event
-from coordination.domain.tasks import Episode, PathwayChange, RuleError, Task
+from coordination.domain.due import DueRuleError
+from coordination.domain.planning import Episode, PathwayChange
+from coordination.domain.task import Task
 from coordination.store import TaskStore
 from overgang.codec import InvalidEvent
 from overgang.events import EpisodeEvent
@@ -77,7 +79,7 @@ class Coordination:
         try:
             change = decode_pathway_event(record.value, received_at=self.clock())
             return await self.apply(change)
-        except (InvalidEvent, RuleError) as exc:
+        except (InvalidEvent, DueRuleError) as exc:
             reason = str(exc)
         except OperationalError:
             raise  # apply() retried already; let the caller's supervisor decide

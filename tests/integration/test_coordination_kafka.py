@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from coordination.convert import change_to_proto
-from coordination.domain.tasks import PathwayChange
+from coordination.domain.planning import PathwayChange
 from coordination.runtime import CoordinationRuntime
 from overgang.codec import decode_event
 from overgang.config import Settings

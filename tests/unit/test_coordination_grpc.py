@@ -17,7 +17,7 @@ import pytest
 from sqlmodel import Session, select
 
 from coordination.convert import change_to_proto
-from coordination.domain.tasks import PathwayChange, Stage
+from coordination.domain.planning import PathwayChange
 from coordination.runtime import CoordinationRuntime
 from overgang.codec import CONTENT_TYPE_PROTO, decode_event
 from overgang.config import Settings
@@ -28,6 +28,7 @@ from overgang.kafka.records import Consumed, reason_of
 from overgang.kafka.topics import COORDINATION_TASKS, DEAD_LETTER, MUNICIPAL_EVENTS, PATHWAY_EVENTS
 from overgang.sql.outbox import OutboxRow
 from overgang.v1 import coordination_pb2, coordination_pb2_grpc
+from overgang.vocabulary import Stage
 
 NOW = dt.datetime(2026, 3, 10, 10, 0, tzinfo=OSLO)
 TOKENS = "t-ops=ops,t-ho=coordinator:HEALTH_OFFICE,t-nav=coordinator:NAV"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from coordination.domain.rules import RuleError
 from coordination.rulebook import PACKAGED_RULES, RuleBook
 
 UNITS = "HEALTH_OFFICE, HOME_CARE, SHORT_TERM_BED, NAV, IKART, INNSATSTEAM, GP"
@@ -118,19 +119,19 @@ CASES = [
 def test_a_broken_override_is_rejected_naming_the_file_and_the_key(
     tmp_path: Path, override: str, message: str
 ) -> None:
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(RuleError) as err:
         _book(tmp_path, override)
     assert str(err.value) == f"0301.toml: {message}"
 
 
 def test_an_override_file_must_be_named_after_a_municipality(tmp_path: Path) -> None:
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(RuleError) as err:
         _book(tmp_path, "", name="stavanger.toml")
     assert str(err.value) == "stavanger.toml: override files are named <kommunenummer>.toml"
 
 
 def test_a_rule_file_that_is_not_toml_is_rejected_naming_the_file(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"^0301\.toml: not valid TOML: "):
+    with pytest.raises(RuleError, match=r"^0301\.toml: not valid TOML: "):
         _book(tmp_path, "[rules")
 
 

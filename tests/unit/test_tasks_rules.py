@@ -1,31 +1,27 @@
-"""The coordination rules (coordination.domain.tasks) with the shipped rule files: one row of
+"""The coordination rules (coordination.domain) with the shipped rule files: one row of
 domain.md's "Coordination tasks" table, or one lifecycle rule, per test."""
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import tomllib
 from typing import Any
 
 import pytest
 
 from coordination.domain.calendar import end_of_day, start_of_day
-from coordination.domain.tasks import (
-    Episode,
-    PathwayChange,
+from coordination.domain.planning import Episode, PathwayChange, advance_episode, plan
+from coordination.domain.rules import RuleError, RuleSet
+from coordination.domain.task import (
     Priority,
-    RuleError,
-    RuleSet,
     Task,
     TaskStateError,
     TaskStatus,
-    advance_episode,
-    merge_rule_data,
     overdue,
-    plan,
     task_id_for,
 )
-from coordination.rulebook import RuleBook
+from coordination.rulebook import PACKAGED_RULES, RuleBook, merge_rule_data, parse_rule_set
 from overgang.events import OSLO, Destination, Division, EpisodeEvent, EventKind, Need
 from overgang.vocabulary import Stage, TaskKind
 
@@ -397,25 +393,25 @@ def test_municipality_without_override_uses_the_default_rules() -> None:
 
 def test_override_rehab_period_changes_the_reassessment_due_date() -> None:
     data = merge_rule_data(_default_data(), {"settings": {"rehab_period_days": 42}})
-    assert RuleSet.from_mapping(data).rehab_period_days == 42
+    assert parse_rule_set(data).rehab_period_days == 42
 
 
 def test_override_can_disable_a_default_rule() -> None:
     data = merge_rule_data(_default_data(), {"rules": {"gp-follow-up": {"enabled": False}}})
-    kinds = {r.task for r in RuleSet.from_mapping(data).rules}
+    kinds = {r.task for r in parse_rule_set(data).rules}
     assert TaskKind.FOLLOW_UP_VISIT not in kinds
 
 
 def test_unknown_due_rule_is_rejected_naming_the_rule() -> None:
     data = merge_rule_data(_default_data(), {"rules": {"answer-hospital": {"due": "soonish"}}})
     with pytest.raises(RuleError, match=r"rules\.answer-hospital\.due"):
-        RuleSet.from_mapping(data)
+        parse_rule_set(data)
 
 
 def test_unknown_unit_kind_is_rejected() -> None:
     data = merge_rule_data(_default_data(), {"rules": {"answer-hospital": {"unit": "POLICE"}}})
     with pytest.raises(RuleError, match=r"rules\.answer-hospital\.unit"):
-        RuleSet.from_mapping(data)
+        parse_rule_set(data)
 
 
 def test_default_rule_file_has_one_rule_per_row_of_the_domain_table() -> None:
@@ -424,10 +420,6 @@ def test_default_rule_file_has_one_rule_per_row_of_the_domain_table() -> None:
 
 
 def _default_data() -> dict[str, Any]:
-    import tomllib
-
-    from coordination.rulebook import PACKAGED_RULES
-
     with (PACKAGED_RULES / "default.toml").open("rb") as handle:
         return tomllib.load(handle)
 
