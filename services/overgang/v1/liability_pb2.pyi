@@ -68,27 +68,95 @@ Global___VoidReason: _TypeAlias = VoidReason  # noqa: Y015
 
 @_typing.final
 class LiableDay(_message.Message):
-    """One billable day. `date` is YYYY-MM-DD (Europe/Oslo)."""
+    """One liable day. `date` is YYYY-MM-DD (Europe/Oslo). A day in a year without a
+    configured rate is still liable but `rate_pending` (amount 0 until the rate is added,
+    then announced as a correction).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     DATE_FIELD_NUMBER: _builtins.int
     AMOUNT_NOK_FIELD_NUMBER: _builtins.int
+    RATE_PENDING_FIELD_NUMBER: _builtins.int
     date: _builtins.str
     amount_nok: _builtins.int
+    rate_pending: _builtins.bool
     def __init__(
         self,
         *,
         date: _builtins.str = ...,
         amount_nok: _builtins.int = ...,
+        rate_pending: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "date", b"date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "date", b"date", "rate_pending", b"rate_pending"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LiableDay: _TypeAlias = LiableDay  # noqa: Y015
+
+@_typing.final
+class Evidence(_message.Message):
+    """Which events made a period what it is (event ids of the episode's history)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STARTED_BY_FIELD_NUMBER: _builtins.int
+    ENDED_BY_FIELD_NUMBER: _builtins.int
+    VOIDED_BY_FIELD_NUMBER: _builtins.int
+    ANSWERS_FIELD_NUMBER: _builtins.int
+    started_by: _builtins.str
+    """the discharge-ready notice"""
+    ended_by: _builtins.str
+    """service ready, discharge, withdrawal or death"""
+    voided_by: _builtins.str
+    """the event that broke a precondition, if any (e.g. a late notice)"""
+    @_builtins.property
+    def answers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the municipality's answers that applied"""
+
+    def __init__(
+        self,
+        *,
+        started_by: _builtins.str = ...,
+        ended_by: _builtins.str = ...,
+        voided_by: _builtins.str = ...,
+        answers: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "ended_by", b"ended_by", "started_by", b"started_by", "voided_by", b"voided_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Evidence: _TypeAlias = Evidence  # noqa: Y015
+
+@_typing.final
+class Conflict(_message.Message):
+    """Two events with one id but different content: the kept one is the smaller canonical
+    form; the conflict is evidence, never hidden. Also: a notice after death.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Conflict: _TypeAlias = Conflict  # noqa: Y015
 
 @_typing.final
 class Period(_message.Message):
@@ -103,6 +171,9 @@ class Period(_message.Message):
     DAYS_FIELD_NUMBER: _builtins.int
     AMOUNT_NOK_FIELD_NUMBER: _builtins.int
     END_CAUSE_FIELD_NUMBER: _builtins.int
+    PENDING_DAYS_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    NOT_LIABLE_REASON_FIELD_NUMBER: _builtins.int
     notice_event_id: _builtins.str
     """The discharge-ready notice that opened the period."""
     status: Global___PeriodStatus.ValueType
@@ -116,6 +187,14 @@ class Period(_message.Message):
     amount_nok: _builtins.int
     end_cause: _builtins.str
     """SERVICE_READY, DISCHARGED, WITHDRAWN, DIED"""
+    pending_days: _builtins.int
+    """Liable days whose year has no rate yet (counted in `days`, not in `amount_nok`)."""
+    not_liable_reason: _builtins.str
+    """Why days of the period are not liable although the clock ran, e.g. a division
+    covered only from a date (NOT_COVERED_BEFORE_2019-01-01).
+    """
+    @_builtins.property
+    def evidence(self) -> Global___Evidence: ...
     def __init__(
         self,
         *,
@@ -128,10 +207,13 @@ class Period(_message.Message):
         days: _builtins.int = ...,
         amount_nok: _builtins.int = ...,
         end_cause: _builtins.str = ...,
+        pending_days: _builtins.int = ...,
+        evidence: Global___Evidence | None = ...,
+        not_liable_reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "days", b"days", "end", b"end", "end_cause", b"end_cause", "municipality", b"municipality", "notice_event_id", b"notice_event_id", "start", b"start", "status", b"status", "void_reason", b"void_reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "days", b"days", "end", b"end", "end_cause", b"end_cause", "evidence", b"evidence", "municipality", b"municipality", "not_liable_reason", b"not_liable_reason", "notice_event_id", b"notice_event_id", "pending_days", b"pending_days", "start", b"start", "status", b"status", "void_reason", b"void_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -317,6 +399,9 @@ class EpisodeStatement(_message.Message):
     DAYS_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    PENDING_DAYS_FIELD_NUMBER: _builtins.int
+    RATE_PENDING_FIELD_NUMBER: _builtins.int
+    CONFLICTS_FIELD_NUMBER: _builtins.int
     episode_id: _builtins.str
     status: Global___PeriodStatus.ValueType
     start: _builtins.str
@@ -327,11 +412,16 @@ class EpisodeStatement(_message.Message):
     municipality: _builtins.str
     as_of: _builtins.str
     error: _builtins.str
-    """Set when the amount cannot be computed (e.g. no daily rate configured for a year)."""
+    """Set when the episode cannot be computed."""
+    pending_days: _builtins.int
+    rate_pending: _builtins.bool
+    """Some liable days are rate-pending: `amount_nok` covers the priced days only."""
     @_builtins.property
     def periods(self) -> _containers.RepeatedCompositeFieldContainer[Global___Period]: ...
     @_builtins.property
     def days(self) -> _containers.RepeatedCompositeFieldContainer[Global___LiableDay]: ...
+    @_builtins.property
+    def conflicts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Conflict]: ...
     def __init__(
         self,
         *,
@@ -347,10 +437,13 @@ class EpisodeStatement(_message.Message):
         days: _abc.Iterable[Global___LiableDay] | None = ...,
         as_of: _builtins.str = ...,
         error: _builtins.str = ...,
+        pending_days: _builtins.int = ...,
+        rate_pending: _builtins.bool = ...,
+        conflicts: _abc.Iterable[Global___Conflict] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "as_of", b"as_of", "days", b"days", "end", b"end", "episode_id", b"episode_id", "error", b"error", "liable_days", b"liable_days", "municipality", b"municipality", "periods", b"periods", "start", b"start", "status", b"status", "void_reason", b"void_reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "as_of", b"as_of", "conflicts", b"conflicts", "days", b"days", "end", b"end", "episode_id", b"episode_id", "error", b"error", "liable_days", b"liable_days", "municipality", b"municipality", "pending_days", b"pending_days", "periods", b"periods", "rate_pending", b"rate_pending", "start", b"start", "status", b"status", "void_reason", b"void_reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -380,16 +473,24 @@ class ListRunningClocksRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MUNICIPALITY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     municipality: _builtins.str
     """Optional four-digit kommunenummer filter."""
+    page_size: _builtins.int
+    """At most this many episodes (default 100, at most 1000), in episode id order."""
+    page_token: _builtins.str
+    """`next_page_token` of the previous page."""
     def __init__(
         self,
         *,
         municipality: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["municipality", b"municipality"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["municipality", b"municipality", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -400,16 +501,19 @@ class ListRunningClocksResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EPISODES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
     @_builtins.property
     def episodes(self) -> _containers.RepeatedCompositeFieldContainer[Global___EpisodeStatement]: ...
     def __init__(
         self,
         *,
         episodes: _abc.Iterable[Global___EpisodeStatement] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["episodes", b"episodes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["episodes", b"episodes", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -421,18 +525,23 @@ class GetMonthlyStatementRequest(_message.Message):
 
     MUNICIPALITY_FIELD_NUMBER: _builtins.int
     MONTH_FIELD_NUMBER: _builtins.int
+    HER_ID_FIELD_NUMBER: _builtins.int
     municipality: _builtins.str
+    """The payer (four-digit kommunenummer); or"""
     month: _builtins.str
     """YYYY-MM"""
+    her_id: _builtins.str
+    """the hospital (HER-id), for its statement over every municipality. One of the two."""
     def __init__(
         self,
         *,
         municipality: _builtins.str = ...,
         month: _builtins.str = ...,
+        her_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["month", b"month", "municipality", b"municipality"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["her_id", b"her_id", "month", b"month", "municipality", b"municipality"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -446,11 +555,20 @@ class MonthlyStatementLine(_message.Message):
     LIABLE_DAYS_FIELD_NUMBER: _builtins.int
     AMOUNT_NOK_FIELD_NUMBER: _builtins.int
     DAYS_FIELD_NUMBER: _builtins.int
+    PENDING_DAYS_FIELD_NUMBER: _builtins.int
+    MUNICIPALITY_FIELD_NUMBER: _builtins.int
+    PERIODS_FIELD_NUMBER: _builtins.int
     episode_id: _builtins.str
     liable_days: _builtins.int
     amount_nok: _builtins.int
+    pending_days: _builtins.int
+    municipality: _builtins.str
     @_builtins.property
     def days(self) -> _containers.RepeatedCompositeFieldContainer[Global___LiableDay]: ...
+    @_builtins.property
+    def periods(self) -> _containers.RepeatedCompositeFieldContainer[Global___Period]:
+        """the periods with days in the month, with their evidence"""
+
     def __init__(
         self,
         *,
@@ -458,10 +576,13 @@ class MonthlyStatementLine(_message.Message):
         liable_days: _builtins.int = ...,
         amount_nok: _builtins.int = ...,
         days: _abc.Iterable[Global___LiableDay] | None = ...,
+        pending_days: _builtins.int = ...,
+        municipality: _builtins.str = ...,
+        periods: _abc.Iterable[Global___Period] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "days", b"days", "episode_id", b"episode_id", "liable_days", b"liable_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "days", b"days", "episode_id", b"episode_id", "liable_days", b"liable_days", "municipality", b"municipality", "pending_days", b"pending_days", "periods", b"periods"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -477,11 +598,15 @@ class MonthlyStatement(_message.Message):
     AMOUNT_NOK_FIELD_NUMBER: _builtins.int
     LINES_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
+    PENDING_DAYS_FIELD_NUMBER: _builtins.int
+    HER_ID_FIELD_NUMBER: _builtins.int
     municipality: _builtins.str
     month: _builtins.str
     liable_days: _builtins.int
     amount_nok: _builtins.int
     as_of: _builtins.str
+    pending_days: _builtins.int
+    her_id: _builtins.str
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___MonthlyStatementLine]: ...
     def __init__(
@@ -493,10 +618,12 @@ class MonthlyStatement(_message.Message):
         amount_nok: _builtins.int = ...,
         lines: _abc.Iterable[Global___MonthlyStatementLine] | None = ...,
         as_of: _builtins.str = ...,
+        pending_days: _builtins.int = ...,
+        her_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "as_of", b"as_of", "liable_days", b"liable_days", "lines", b"lines", "month", b"month", "municipality", b"municipality"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "as_of", b"as_of", "her_id", b"her_id", "liable_days", b"liable_days", "lines", b"lines", "month", b"month", "municipality", b"municipality", "pending_days", b"pending_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
