@@ -1,4 +1,5 @@
-"""SQL tables of the coordination service (plus the shared `outbox`).
+"""SQL tables of the coordination service (plus the shared `outbox`), and how a row
+maps to the domain and back.
 
 The schema is owned by the alembic migrations in `coordination/migrations`; these
 models must match them.
@@ -11,9 +12,24 @@ import datetime as dt
 from sqlalchemy import Column, LargeBinary
 from sqlmodel import Field, SQLModel
 
+from coordination.domain.due import DueRule
+from coordination.domain.planning import Episode
+from coordination.domain.task import Priority, Task, TaskStatus
+from overgang.events import Need
 from overgang.sql.outbox import OutboxRow
+from overgang.vocabulary import Stage, TaskKind
 
-__all__ = ["EpisodeRow", "OutboxRow", "ProcessedEventRow", "TaskRow", "TaskUpdateRow"]
+__all__ = [
+    "EpisodeRow",
+    "OutboxRow",
+    "ProcessedEventRow",
+    "TaskRow",
+    "TaskUpdateRow",
+    "episode_of",
+    "fill_episode",
+    "fill_task",
+    "task_of",
+]
 
 
 def _utc() -> dt.datetime:
@@ -87,3 +103,83 @@ class ProcessedEventRow(SQLModel, table=True):
     event_id: str = Field(primary_key=True, max_length=200)
     episode_id: str = Field(max_length=100)
     processed_at: dt.datetime = Field(default_factory=_utc)
+
+
+# ------------------------------------------------------------------- rows <-> domain
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def task_of(row: TaskRow) -> Task:
+    return Task(
+        task_id=row.task_id,
+        episode_id=row.episode_id,
+        municipality=row.municipality,
+        unit=row.unit,
+        kind=TaskKind(row.kind),
+        title=row.title,
+        due_at=_aware(row.due_at),
+        priority=Priority(row.priority),
+        status=TaskStatus(row.status),
+        trigger_event_id=row.trigger_event_id,
+        trigger_at=_aware(row.trigger_at),
+        due_rule=DueRule.parse(row.due_rule),
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+        escalated=row.escalated,
+        escalated_to=row.escalated_to,
+        claimed_by=row.claimed_by,
+        cancel_reason=row.cancel_reason,
+        note=row.note,
+        version=row.version,
+    )
+
+
+def fill_task(row: TaskRow, task: Task) -> None:
+    row.episode_id = task.episode_id
+    row.municipality = task.municipality
+    row.unit = task.unit
+    row.kind = task.kind.value
+    row.title = task.title
+    row.due_at = task.due_at
+    row.priority = task.priority.value
+    row.status = task.status.value
+    row.trigger_event_id = task.trigger_event_id
+    row.trigger_at = task.trigger_at
+    row.due_rule = str(task.due_rule)
+    row.created_at = task.created_at
+    row.updated_at = task.updated_at
+    row.escalated = task.escalated
+    row.escalated_to = task.escalated_to
+    row.claimed_by = task.claimed_by
+    row.cancel_reason = task.cancel_reason
+    row.note = task.note
+    row.version = task.version
+
+
+def episode_of(row: EpisodeRow | None) -> Episode | None:
+    if row is None:
+        return None
+    return Episode(
+        episode_id=row.episode_id,
+        municipality=row.municipality,
+        division=row.division,
+        patient_pseudonym=row.patient_pseudonym,
+        stage=Stage(row.stage) if row.stage else None,
+        needs=tuple(Need(n) for n in row.needs.split(",") if n),
+        ready_day=row.ready_day,
+        expected_ready_date=row.expected_ready_date,
+        reception_day=row.reception_day,
+    )
+
+
+def fill_episode(row: EpisodeRow, episode: Episode, now: dt.datetime) -> None:
+    row.municipality = episode.municipality
+    row.division = episode.division
+    row.patient_pseudonym = episode.patient_pseudonym
+    row.stage = episode.stage.value if episode.stage else ""
+    row.needs = ",".join(n.value for n in episode.needs)
+    row.ready_day = episode.ready_day
+    row.expected_ready_date = episode.expected_ready_date
+    row.reception_day = episode.reception_day
+    row.updated_at = now

@@ -21,18 +21,25 @@ from sqlalchemy import ColumnElement, Engine, func, or_, text
 from sqlmodel import Session, col, select
 
 from coordination.convert import task_to_proto
-from coordination.domain.due import DueRule
 from coordination.domain.planning import Episode, PathwayChange, advance_episode, plan
-from coordination.domain.task import ACTIVE, Priority, Task, TaskStatus, overdue
-from coordination.models import EpisodeRow, ProcessedEventRow, TaskRow, TaskUpdateRow
+from coordination.domain.task import ACTIVE, Task, overdue
+from coordination.models import (
+    EpisodeRow,
+    ProcessedEventRow,
+    TaskRow,
+    TaskUpdateRow,
+    episode_of,
+    fill_episode,
+    fill_task,
+    task_of,
+)
 from coordination.rulebook import RuleBook
 from overgang.codec import CONTENT_TYPE_PROTO, encode_event
-from overgang.events import EpisodeEvent, Need
+from overgang.events import EpisodeEvent
 from overgang.kafka.records import Headers
 from overgang.kafka.topics import COORDINATION_TASKS, DEAD_LETTER, MUNICIPAL_EVENTS
 from overgang.sql.outbox import enqueue
 from overgang.v1 import coordination_pb2
-from overgang.vocabulary import Stage, TaskKind
 
 Clock = Callable[[], dt.datetime]
 CONTENT_TYPE_TASK_UPDATE = b"application/x-protobuf; messageType=overgang.v1.TaskUpdate"
@@ -50,73 +57,6 @@ class TaskNotFound(LookupError):
 
 class Forbidden(PermissionError):
     pass
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-
-
-def _task(row: TaskRow) -> Task:
-    return Task(
-        task_id=row.task_id,
-        episode_id=row.episode_id,
-        municipality=row.municipality,
-        unit=row.unit,
-        kind=TaskKind(row.kind),
-        title=row.title,
-        due_at=_aware(row.due_at),
-        priority=Priority(row.priority),
-        status=TaskStatus(row.status),
-        trigger_event_id=row.trigger_event_id,
-        trigger_at=_aware(row.trigger_at),
-        due_rule=DueRule.parse(row.due_rule),
-        created_at=_aware(row.created_at),
-        updated_at=_aware(row.updated_at),
-        escalated=row.escalated,
-        escalated_to=row.escalated_to,
-        claimed_by=row.claimed_by,
-        cancel_reason=row.cancel_reason,
-        note=row.note,
-        version=row.version,
-    )
-
-
-def _fill(row: TaskRow, task: Task) -> None:
-    row.episode_id = task.episode_id
-    row.municipality = task.municipality
-    row.unit = task.unit
-    row.kind = task.kind.value
-    row.title = task.title
-    row.due_at = task.due_at
-    row.priority = task.priority.value
-    row.status = task.status.value
-    row.trigger_event_id = task.trigger_event_id
-    row.trigger_at = task.trigger_at
-    row.due_rule = str(task.due_rule)
-    row.created_at = task.created_at
-    row.updated_at = task.updated_at
-    row.escalated = task.escalated
-    row.escalated_to = task.escalated_to
-    row.claimed_by = task.claimed_by
-    row.cancel_reason = task.cancel_reason
-    row.note = task.note
-    row.version = task.version
-
-
-def _episode(row: EpisodeRow | None) -> Episode | None:
-    if row is None:
-        return None
-    return Episode(
-        episode_id=row.episode_id,
-        municipality=row.municipality,
-        division=row.division,
-        patient_pseudonym=row.patient_pseudonym,
-        stage=Stage(row.stage) if row.stage else None,
-        needs=tuple(Need(n) for n in row.needs.split(",") if n),
-        ready_day=row.ready_day,
-        expected_ready_date=row.expected_ready_date,
-        reception_day=row.reception_day,
-    )
 
 
 def _scope(unit: str) -> ColumnElement[bool]:
@@ -157,7 +97,7 @@ class TaskStore:
         row = session.get(TaskRow, task.task_id)
         if row is None:
             row = TaskRow(task_id=task.task_id)  # type: ignore[call-arg]
-        _fill(row, task)
+        fill_task(row, task)
         session.add(row)
         proto = task_to_proto(task)
         update = TaskUpdateRow(
@@ -188,28 +128,21 @@ class TaskStore:
         with self._write() as session:
             if session.get(ProcessedEventRow, change.event_id) is not None:
                 return []
+            now = self.clock()
             row = session.get(EpisodeRow, change.episode_id)
-            episode = advance_episode(_episode(row), change)
+            episode = advance_episode(episode_of(row), change)
             if row is None:
                 row = EpisodeRow(episode_id=episode.episode_id, municipality=episode.municipality)
-            row.municipality = episode.municipality
-            row.division = episode.division
-            row.patient_pseudonym = episode.patient_pseudonym
-            row.stage = episode.stage.value if episode.stage else ""
-            row.needs = ",".join(n.value for n in episode.needs)
-            row.ready_day = episode.ready_day
-            row.expected_ready_date = episode.expected_ready_date
-            row.reception_day = episode.reception_day
-            row.updated_at = self.clock()
+            fill_episode(row, episode, now)
             session.add(row)
             tasks = [
-                _task(r)
+                task_of(r)
                 for r in session.exec(
                     select(TaskRow).where(TaskRow.episode_id == change.episode_id)
                 )
             ]
             rules = self.rulebook.for_municipality(episode.municipality)
-            changed = plan(change, episode, tasks, rules, self.clock())
+            changed = plan(change, episode, tasks, rules, now)
             for task in changed:
                 self._save(session, task)
             session.add(ProcessedEventRow(event_id=change.event_id, episode_id=change.episode_id))
@@ -222,7 +155,7 @@ class TaskStore:
             row = session.get(TaskRow, task_id)
             if row is None:
                 raise TaskNotFound(f"task {task_id} not found")
-            task = _task(row)
+            task = task_of(row)
             if not allowed(task.unit):
                 raise Forbidden(f"task {task_id} belongs to unit {task.unit}")
             new = step(task)  # TaskStateError rolls the transaction back
@@ -246,7 +179,7 @@ class TaskStore:
                 .where(col(TaskRow.due_at) < now)
                 .order_by(col(TaskRow.due_at), col(TaskRow.task_id))
             )
-            escalated = overdue([_task(r) for r in rows], now)
+            escalated = overdue([task_of(r) for r in rows], now)
             for task in escalated:
                 self._save(session, task)
             return escalated
@@ -270,7 +203,7 @@ class TaskStore:
     def task(self, task_id: str) -> Task | None:
         with Session(self.engine) as session:
             row = session.get(TaskRow, task_id)
-            return _task(row) if row else None
+            return task_of(row) if row else None
 
     def tasks_of(self, episode_id: str) -> list[Task]:
         with Session(self.engine) as session:
@@ -279,11 +212,11 @@ class TaskStore:
                 .where(TaskRow.episode_id == episode_id)
                 .order_by(col(TaskRow.task_id))
             )
-            return [_task(r) for r in rows]
+            return [task_of(r) for r in rows]
 
     def episode(self, episode_id: str) -> Episode | None:
         with Session(self.engine) as session:
-            return _episode(session.get(EpisodeRow, episode_id))
+            return episode_of(session.get(EpisodeRow, episode_id))
 
     def backlog(self, unit: str) -> tuple[list[coordination_pb2.TaskUpdate], int]:
         """The latest update of every open or claimed task of the unit (and sub-units),
