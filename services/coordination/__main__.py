@@ -6,7 +6,7 @@ import asyncio
 
 from coordination.runtime import CoordinationRuntime
 from coordination.streams import APP_ID
-from overgang.config import Settings, load_settings, wall_clock
+from overgang.config import Settings, load_settings
 from overgang.grpc.server import install_shutdown_handlers
 from overgang.logging import configure_logging
 
@@ -16,7 +16,6 @@ async def serve(settings: Settings) -> None:
         settings,
         sla_seconds=settings.coordination_sla_seconds,
         app_id=APP_ID + settings.app_id_suffix,
-        clock=wall_clock(settings),
     )
     stop = asyncio.Event()
     install_shutdown_handlers(stop)

@@ -3,6 +3,7 @@ municipality's answers (published as overgang.v1.Event via the outbox)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import re
@@ -13,9 +14,9 @@ from typing import Any, TypeAlias
 import grpc
 
 from coordination.convert import task_to_proto
-from coordination.domain.task import TaskStateError, UnitKind, unit_matches
-from coordination.store import Forbidden, TaskNotFound
-from coordination.worker import Coordination
+from coordination.domain.task import Task, TaskStateError, UnitKind, unit_matches
+from coordination.store import Clock, Forbidden, TaskNotFound, TaskStore
+from coordination.watch import UpdateSignal
 from overgang.codec import EPISODE_ID, InvalidEvent, event_from_proto, event_to_proto
 from overgang.events import Division, EpisodeEvent, EventKind, oslo_day
 from overgang.grpc.auth import Authenticator, Role
@@ -65,9 +66,21 @@ def _event_id(prefix: str, *parts: str) -> str:
 
 
 class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
-    def __init__(self, core: Coordination, auth: Authenticator, poll_seconds: float = 1.0) -> None:
-        self.core = core
+    def __init__(
+        self,
+        store: TaskStore,
+        auth: Authenticator,
+        clock: Clock,
+        *,
+        signal: UpdateSignal,
+        on_commit: Callable[[], None] = lambda: None,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.store = store
         self.auth = auth
+        self.clock = clock
+        self.signal = signal
+        self._on_commit = on_commit
         self.poll_seconds = poll_seconds
 
     # ----------------------------------------------------------------------- streaming
@@ -87,18 +100,18 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         unit = request.unit
         last = request.after_sequence
         if last == 0:
-            backlog, last = await self.core.backlog(unit)
+            backlog, last = await asyncio.to_thread(self.store.backlog, unit)
             for update in backlog:
                 yield update
         while True:
-            wake = self.core.signal.current()
-            updates = await self.core.updates_after(unit, last)
+            wake = self.signal.current()
+            updates = await asyncio.to_thread(self.store.updates_after, unit, last)
             for update in updates:
                 yield update
                 last = update.sequence
             if not updates:
                 # In-process commits wake us at once; the poll covers other writers.
-                await self.core.signal.wait(wake, self.poll_seconds)
+                await self.signal.wait(wake, self.poll_seconds)
 
     # -------------------------------------------------------------------- claim/complete
     async def ClaimTask(
@@ -115,9 +128,7 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
             violations.append(("coordinator", "must be at most 200 characters"))
         if violations:
             await abort_invalid(context, violations)
-        return await self._transition(
-            context, lambda: self.core.claim(request.task_id, by, _covers(role))
-        )
+        return await self._transition(context, self.store.claim, request.task_id, by, _covers(role))
 
     async def CompleteTask(
         self, request: coordination_pb2.CompleteTaskRequest, context: Context
@@ -131,12 +142,14 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         if violations:
             await abort_invalid(context, violations)
         return await self._transition(
-            context, lambda: self.core.complete(request.task_id, request.note, _covers(role))
+            context, self.store.complete, request.task_id, request.note, _covers(role)
         )
 
-    async def _transition(self, context: Context, step: Callable[[], Any]) -> coordination_pb2.Task:
+    async def _transition(
+        self, context: Context, step: Callable[..., Task], *args: Any
+    ) -> coordination_pb2.Task:
         try:
-            task = await step()
+            task = await asyncio.to_thread(step, *args)
         except TaskNotFound as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
             raise AssertionError("unreachable") from exc
@@ -146,6 +159,7 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         except TaskStateError as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
             raise AssertionError("unreachable") from exc
+        self._on_commit()
         return task_to_proto(task)
 
     # ------------------------------------------------------------- municipal answers
@@ -153,7 +167,7 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         self, request: coordination_pb2.AnswerHospitalRequest, context: Context
     ) -> coordination_pb2.MunicipalEventAccepted:
         role = await self.auth.require(context, _coordinator_or_ops, "answer the hospital")
-        now = self.core.clock()
+        now = self.clock()
         answered_at = _timestamp(request, "answered_at", now)
         violations = self._episode_violations(request.episode_id)
         expected: dt.date | None = None
@@ -200,7 +214,7 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         self, request: coordination_pb2.ReportServiceReadyRequest, context: Context
     ) -> coordination_pb2.MunicipalEventAccepted:
         role = await self.auth.require(context, _coordinator_or_ops, "report service ready")
-        now = self.core.clock()
+        now = self.clock()
         ready_at = _timestamp(request, "ready_at", now)
         violations = self._episode_violations(request.episode_id)
         if ready_at > now + FUTURE_SLACK:
@@ -233,13 +247,13 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         kind: EventKind,
         **payload: Any,
     ) -> coordination_pb2.MunicipalEventAccepted:
-        episode = await self.core.episode(episode_id)
+        episode = await asyncio.to_thread(self.store.episode, episode_id)
         if episode is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"episode {episode_id} is not known")
             raise AssertionError("unreachable")
         if role.name != "ops":
             covers = _covers(role)
-            tasks = await self.core.tasks_of(episode_id)
+            tasks = await asyncio.to_thread(self.store.tasks_of, episode_id)
             if not any(covers(t.unit) for t in tasks):
                 await context.abort(
                     grpc.StatusCode.PERMISSION_DENIED,
@@ -263,7 +277,8 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
             event_from_proto(event_to_proto(event))  # the same contract every consumer checks
         except InvalidEvent as exc:
             await abort_invalid(context, [(exc.field, exc.reason)])
-        await self.core.publish_event(event)
+        await asyncio.to_thread(self.store.publish_event, event)
+        self._on_commit()
         log.info(
             "coordination.municipal_event",
             episode_id=episode_id,

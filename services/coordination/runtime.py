@@ -1,5 +1,7 @@
-"""One process: migrations, topics, outbox relay, the Faust app and the gRPC server;
-started and stopped in order, so tests can run the whole service in-process."""
+"""The wiring of one process: migrations, topics, outbox relay, the Faust app and the
+gRPC server, started and stopped in order, so tests can run the whole service
+in-process. The clock is chosen here (the settings' wall clock unless one is given) and
+injected into the store, the worker and the gRPC API."""
 
 from __future__ import annotations
 
@@ -10,10 +12,11 @@ from typing import Any
 
 from coordination.grpc_api import SERVICE_NAME, CoordinationServicer, register
 from coordination.rulebook import RuleBook
-from coordination.store import Clock, TaskStore, utc_now
+from coordination.store import Clock, TaskStore
 from coordination.streams import APP_ID, DEFAULT_SLA_SECONDS, create_app
-from coordination.worker import Coordination
-from overgang.config import Settings
+from coordination.watch import UpdateSignal
+from coordination.worker import CoordinationWorker
+from overgang.config import Settings, wall_clock
 from overgang.grpc.auth import Authenticator
 from overgang.grpc.server import GrpcServer
 from overgang.kafka.topics import ensure_topics
@@ -36,20 +39,29 @@ class CoordinationRuntime:
         app_id: str = APP_ID,
         sla_seconds: float = DEFAULT_SLA_SECONDS,
         poll_seconds: float = 1.0,
-        clock: Clock = utc_now,
+        clock: Clock | None = None,
         rules_dir: str | None = None,
     ) -> None:
         self.settings = settings
         self.kafka = kafka
+        clock = clock if clock is not None else wall_clock(settings)
         self.engine = make_engine(settings.coordination_database_url)
         self.rulebook = RuleBook(rules_dir or settings.coordination_rules_dir or None)
         self.store = TaskStore(self.engine, self.rulebook, clock)
         self.relay: OutboxRelay | None = (
             OutboxRelay(self.engine, settings.kafka_bootstrap) if kafka else None
         )
-        self.core = Coordination(self.store, on_commit=self.relay.notify if self.relay else None)
+        self.signal = UpdateSignal()
+        self.worker = CoordinationWorker(self.store, clock, on_commit=self._committed)
         self.auth = Authenticator(settings.auth_tokens)
-        self.servicer = CoordinationServicer(self.core, self.auth, poll_seconds=poll_seconds)
+        self.servicer = CoordinationServicer(
+            self.store,
+            self.auth,
+            clock,
+            signal=self.signal,
+            on_commit=self._committed,
+            poll_seconds=poll_seconds,
+        )
         self.grpc = GrpcServer(
             grpc_address or settings.coordination_grpc,
             [SERVICE_NAME],
@@ -57,11 +69,17 @@ class CoordinationRuntime:
             settings,
         )
         self.app: Any = (
-            create_app(settings, self.core, app_id=app_id, sla_seconds=sla_seconds)
+            create_app(settings, self.worker, app_id=app_id, sla_seconds=sla_seconds)
             if kafka
             else None
         )
         self._relay_task: asyncio.Task[None] | None = None
+
+    def _committed(self) -> None:
+        """After every commit: wake the task streams and the outbox relay."""
+        self.signal.notify()
+        if self.relay is not None:
+            self.relay.notify()
 
     @property
     def grpc_port(self) -> int:

@@ -47,10 +47,6 @@ _ADVISORY_LOCK = 0x6F76_6367  # "ovcg": one writer at a time across processes (P
 _ACTIVE = [s.value for s in ACTIVE]
 
 
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 class TaskNotFound(LookupError):
     pass
 
@@ -76,7 +72,7 @@ def _update(row: TaskUpdateRow) -> coordination_pb2.TaskUpdate:
 
 
 class TaskStore:
-    def __init__(self, engine: Engine, rulebook: RuleBook, clock: Clock = utc_now) -> None:
+    def __init__(self, engine: Engine, rulebook: RuleBook, clock: Clock) -> None:
         self.engine = engine
         self.rulebook = rulebook
         self.clock = clock

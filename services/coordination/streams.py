@@ -1,4 +1,5 @@
-"""The Faust app: one agent on overgang.pathway-events.v1 and the SLA timer."""
+"""The Faust wiring, kept thin: one agent on overgang.pathway-events.v1 and the SLA
+timer, both only calling the worker."""
 
 from __future__ import annotations
 
@@ -6,12 +7,10 @@ from typing import Any
 
 import faust
 
-from coordination.worker import Coordination
+from coordination.worker import CoordinationWorker
 from overgang.config import Settings
 from overgang.kafka.topics import PATHWAY_EVENTS
-from overgang.logging import get_logger
 
-log = get_logger(__name__)
 APP_ID = "overgang-coordination"
 DEFAULT_SLA_SECONDS = 60.0
 
@@ -24,12 +23,12 @@ def broker_urls(bootstrap: str) -> str:
 
 def create_app(
     settings: Settings,
-    core: Coordination,
+    worker: CoordinationWorker,
     *,
     app_id: str = APP_ID,
     sla_seconds: float = DEFAULT_SLA_SECONDS,
 ) -> Any:
-    """A Faust app bound to `core`. Start it in-process with `await app.start()` and stop
+    """A Faust app bound to `worker`. Start it in-process with `await app.start()` and stop
     it with `await app.stop()` (no Worker: signals and shutdown belong to the caller)."""
     app = faust.App(
         app_id,
@@ -55,13 +54,10 @@ def create_app(
     @app.agent(pathway_events, name="coordination-pathway-events")  # type: ignore[untyped-decorator]
     async def on_pathway_events(stream: Any) -> None:
         async for event in stream.events():
-            await core.handle_record(event.message)
+            await worker.handle_record(event.message)
 
     @app.timer(sla_seconds, on_leader=True)  # type: ignore[untyped-decorator]
     async def escalate_overdue() -> None:
-        try:
-            await core.escalate_overdue()
-        except Exception:  # the next tick retries; never kill the timer
-            log.exception("coordination.escalation_failed")
+        await worker.sla_tick()
 
     return app

@@ -1,78 +1,46 @@
-"""The coordination service's asynchronous core, shared by the Faust agent, the SLA
-timer and the gRPC API: runs the blocking SQL work in threads and, after each commit,
-wakes the task streams and the outbox relay."""
+"""The coordination service's stream handlers, called by the Faust wiring
+(`coordination.streams`): pathway events become task changes, and the SLA timer
+escalates overdue tasks. The blocking SQL work runs in threads; after each commit
+`on_commit` wakes the task streams and the outbox relay. Time comes only from the
+injected clock."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
 from coordination.convert import decode_pathway_event
 from coordination.domain.due import DueRuleError
-from coordination.domain.planning import Episode, PathwayChange
+from coordination.domain.planning import PathwayChange
 from coordination.domain.task import Task
-from coordination.store import TaskStore
+from coordination.store import Clock, TaskStore
 from overgang.codec import InvalidEvent
-from overgang.events import EpisodeEvent
 from overgang.kafka.records import ConsumedRecord, Headers, send_dead_letter
 from overgang.logging import get_logger
-from overgang.v1 import coordination_pb2
 
 log = get_logger(__name__)
 SERVICE = "coordination"
+DB_ATTEMPTS = 7
 
 
-class UpdateSignal:
-    """Wakes every waiting stream when new task updates were committed in-process.
-
-    Take `current()` before reading the database and wait on it afterwards: a commit in
-    between has already set it, so no wake-up is lost."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def current(self) -> asyncio.Event:
-        return self._event
-
-    def notify(self) -> None:
-        event, self._event = self._event, asyncio.Event()
-        event.set()
-
-    @staticmethod
-    async def wait(event: asyncio.Event, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout=timeout)
-
-
-class Coordination:
+class CoordinationWorker:
     def __init__(
         self,
         store: TaskStore,
+        clock: Clock,
         *,
-        signal: UpdateSignal | None = None,
-        on_commit: Callable[[], None] | None = None,
+        on_commit: Callable[[], None] = lambda: None,
         retry_seconds: float = 1.0,
     ) -> None:
         self.store = store
-        self.signal = signal or UpdateSignal()
+        self.clock = clock
         self._on_commit = on_commit
         self.retry_seconds = retry_seconds
 
-    @property
-    def clock(self) -> Callable[[], dt.datetime]:
-        return self.store.clock
-
-    def committed(self) -> None:
-        self.signal.notify()
-        if self._on_commit is not None:
-            self._on_commit()
-
-    # ------------------------------------------------------------ pathway events (Faust)
+    # ------------------------------------------------------------------ pathway events
     async def handle_record(self, record: ConsumedRecord) -> list[Task]:
         """One record of overgang.pathway-events.v1. Never raises for a bad record: it goes
         to the dead-letter topic with the reason; a database outage is retried."""
@@ -87,7 +55,7 @@ class Coordination:
             log.exception("coordination.record_failed", topic=record.topic, offset=record.offset)
             reason = f"internal error: {type(exc).__name__}: {exc}"
         await send_dead_letter(self._dead_letter_sink, record, reason, SERVICE, log)
-        self.committed()
+        self._on_commit()
         return []
 
     async def _dead_letter_sink(
@@ -105,16 +73,16 @@ class Coordination:
                 event_id=change.event_id,
                 tasks=[f"{t.kind}:{t.status}" for t in changed],
             )
-        self.committed()
+        self._on_commit()
         return changed
 
     async def _retrying(self, fn: Callable[..., Any], *args: Any) -> Any:
         delay = self.retry_seconds
-        for attempt in range(1, 8):
+        for attempt in range(1, DB_ATTEMPTS + 1):
             try:
                 return await asyncio.to_thread(fn, *args)
             except OperationalError as exc:  # database down or locked: wait and retry
-                if attempt == 7:
+                if attempt == DB_ATTEMPTS:
                     raise
                 log.warning("coordination.db_retry", attempt=attempt, error=str(exc)[:200])
                 await asyncio.sleep(delay)
@@ -126,37 +94,12 @@ class Coordination:
         escalated: list[Task] = await asyncio.to_thread(self.store.escalate_overdue)
         if escalated:
             log.info("coordination.escalated", tasks=[t.task_id for t in escalated])
-            self.committed()
+            self._on_commit()
         return escalated
 
-    # ------------------------------------------------------------------------- gRPC side
-    async def claim(self, task_id: str, by: str, allowed: Callable[[str], bool]) -> Task:
-        task: Task = await asyncio.to_thread(self.store.claim, task_id, by, allowed)
-        self.committed()
-        return task
-
-    async def complete(self, task_id: str, note: str, allowed: Callable[[str], bool]) -> Task:
-        task: Task = await asyncio.to_thread(self.store.complete, task_id, note, allowed)
-        self.committed()
-        return task
-
-    async def task(self, task_id: str) -> Task | None:
-        return await asyncio.to_thread(self.store.task, task_id)
-
-    async def tasks_of(self, episode_id: str) -> list[Task]:
-        return await asyncio.to_thread(self.store.tasks_of, episode_id)
-
-    async def episode(self, episode_id: str) -> Episode | None:
-        return await asyncio.to_thread(self.store.episode, episode_id)
-
-    async def publish_event(self, event: EpisodeEvent) -> None:
-        await asyncio.to_thread(self.store.publish_event, event)
-        self.committed()
-
-    async def backlog(self, unit: str) -> tuple[list[coordination_pb2.TaskUpdate], int]:
-        return await asyncio.to_thread(self.store.backlog, unit)
-
-    async def updates_after(
-        self, unit: str, after: int, limit: int = 500
-    ) -> Sequence[coordination_pb2.TaskUpdate]:
-        return await asyncio.to_thread(self.store.updates_after, unit, after, limit)
+    async def sla_tick(self) -> None:
+        """The timer's call: never raises, the next tick retries."""
+        try:
+            await self.escalate_overdue()
+        except Exception:
+            log.exception("coordination.escalation_failed")

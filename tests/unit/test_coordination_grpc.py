@@ -27,7 +27,7 @@ from overgang.grpc.errors import field_violations
 from overgang.kafka.records import Consumed, reason_of
 from overgang.kafka.topics import COORDINATION_TASKS, DEAD_LETTER, MUNICIPAL_EVENTS, PATHWAY_EVENTS
 from overgang.sql.outbox import OutboxRow
-from overgang.v1 import coordination_pb2, coordination_pb2_grpc
+from overgang.v1 import coordination_pb2, coordination_pb2_grpc, pathway_pb2
 from overgang.vocabulary import Stage
 
 NOW = dt.datetime(2026, 3, 10, 10, 0, tzinfo=OSLO)
@@ -100,7 +100,7 @@ class Harness:
         )
 
     async def record(self, value: bytes | None, key: bytes | None = None) -> None:
-        await self.runtime.core.handle_record(
+        await self.runtime.worker.handle_record(
             Consumed(PATHWAY_EVENTS, partition=0, offset=next(_offsets), key=key, value=value)
         )
 
@@ -269,7 +269,7 @@ def test_escalation_of_an_overdue_task_reaches_the_stream(tmp_path: Path) -> Non
         )
         await read(call)
         h.clock.now = NOW + dt.timedelta(days=1)
-        await h.runtime.core.escalate_overdue()
+        await h.runtime.worker.escalate_overdue()
         update = await read(call)
         call.cancel()
         assert (update.task.escalated, update.task.escalated_to) == (True, "HEALTH_OFFICE/lead")
@@ -505,5 +505,23 @@ def test_redelivered_pathway_event_changes_nothing(tmp_path: Path) -> None:
         before = len(h.outbox(COORDINATION_TASKS))
         await h.record(value)
         assert len(h.outbox(COORDINATION_TASKS)) == before
+
+    run(tmp_path, scenario)
+
+
+# ----------------------------------------------------------------------- the clock
+def test_a_change_without_any_time_of_its_own_takes_the_injected_clock(tmp_path: Path) -> None:
+    later = NOW + dt.timedelta(days=5)
+
+    async def scenario(h: Harness) -> None:
+        h.clock.now = later
+        msg = pathway_pb2.PathwayEvent(
+            event_id="pe-no-time", episode_id="70001:a", to_stage=pathway_pb2.STAGE_RECEIVED
+        )
+        msg.pathway.municipality = "0301"
+        await h.record(msg.SerializeToString(), b"70001:a")
+        episode = h.runtime.store.episode("70001:a")
+        assert episode is not None
+        assert episode.reception_day == later.date()
 
     run(tmp_path, scenario)
