@@ -66,6 +66,8 @@ def _event_id(prefix: str, *parts: str) -> str:
 
 
 class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
+    """Field-violation paths are the requests' proto JSON names (camelCase)."""
+
     def __init__(
         self,
         store: TaskStore,
@@ -90,7 +92,7 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         role = await self.auth.require(context, _coordinator_or_ops, "stream tasks")
         violations = _validate_unit(request.unit)
         if request.after_sequence < 0:
-            violations.append(("after_sequence", "must not be negative"))
+            violations.append(("afterSequence", "must not be negative"))
         if violations:
             await abort_invalid(context, violations)
         if not _covers(role)(request.unit):
@@ -120,7 +122,7 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         role = await self.auth.require(context, _coordinator_or_ops, "claim tasks")
         violations: list[FieldViolation] = []
         if not request.task_id:
-            violations.append(("task_id", "is required"))
+            violations.append(("taskId", "is required"))
         by = request.coordinator or (role.scope if role.name == "coordinator" else "")
         if not by:
             violations.append(("coordinator", "is required (who claims the task)"))
@@ -136,7 +138,7 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         role = await self.auth.require(context, _coordinator_or_ops, "complete tasks")
         violations: list[FieldViolation] = []
         if not request.task_id:
-            violations.append(("task_id", "is required"))
+            violations.append(("taskId", "is required"))
         if len(request.note) > 1000:
             violations.append(("note", "must be at most 1000 characters"))
         if violations:
@@ -174,7 +176,7 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         text = request.expected_ready_date
         if not text and not request.can_receive:
             violations.append(
-                ("expected_ready_date", "is required when the municipality cannot receive")
+                ("expectedReadyDate", "is required when the municipality cannot receive")
             )
         elif text:
             try:
@@ -182,11 +184,11 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
                     raise ValueError(text)
                 expected = dt.date.fromisoformat(text)
             except ValueError:
-                violations.append(("expected_ready_date", "must be a date YYYY-MM-DD"))
+                violations.append(("expectedReadyDate", "must be a date YYYY-MM-DD"))
         if answered_at > now + FUTURE_SLACK:
-            violations.append(("answered_at", "must not be in the future"))
+            violations.append(("answeredAt", "must not be in the future"))
         if expected is not None and expected < oslo_day(answered_at):
-            violations.append(("expected_ready_date", "must not be before the day of the answer"))
+            violations.append(("expectedReadyDate", "must not be before the day of the answer"))
         if violations:
             await abort_invalid(context, violations)
         if request.HasField("answered_at"):
@@ -218,7 +220,7 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         ready_at = _timestamp(request, "ready_at", now)
         violations = self._episode_violations(request.episode_id)
         if ready_at > now + FUTURE_SLACK:
-            violations.append(("ready_at", "must not be in the future"))
+            violations.append(("readyAt", "must not be in the future"))
         if violations:
             await abort_invalid(context, violations)
         if request.HasField("ready_at"):
@@ -232,9 +234,9 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
     @staticmethod
     def _episode_violations(episode_id: str) -> list[FieldViolation]:
         if not episode_id:
-            return [("episode_id", "is required")]
+            return [("episodeId", "is required")]
         if not EPISODE_ID.match(episode_id):
-            return [("episode_id", "must be '<HER-id digits>:<local episode number>'")]
+            return [("episodeId", "must be '<HER-id digits>:<local episode number>'")]
         return []
 
     async def _publish(

@@ -364,7 +364,7 @@ def test_answer_cannot_receive_without_expected_date_names_the_field(tmp_path: P
                 coordination_pb2.AnswerHospitalRequest(episode_id="70001:a", can_receive=False),
                 metadata=OPS,
             )
-        assert [f for f, _ in field_violations(err.value)] == ["expected_ready_date"]
+        assert [f for f, _ in field_violations(err.value)] == ["expectedReadyDate"]
 
     run(tmp_path, scenario)
 
@@ -379,8 +379,8 @@ def test_answer_with_malformed_date_and_episode_names_both_fields(tmp_path: Path
                 metadata=OPS,
             )
         assert sorted(f for f, _ in field_violations(err.value)) == [
-            "episode_id",
-            "expected_ready_date",
+            "episodeId",
+            "expectedReadyDate",
         ]
 
     run(tmp_path, scenario)
@@ -505,6 +505,55 @@ def test_redelivered_pathway_event_changes_nothing(tmp_path: Path) -> None:
         before = len(h.outbox(COORDINATION_TASKS))
         await h.record(value)
         assert len(h.outbox(COORDINATION_TASKS)) == before
+
+    run(tmp_path, scenario)
+
+
+# ------------------------------------------------------------- field-violation paths
+def _json_names(message: Any) -> set[str]:
+    return {f.json_name for f in message.DESCRIPTOR.fields}
+
+
+def test_field_violation_paths_are_the_requests_json_names(tmp_path: Path) -> None:
+    future = NOW + dt.timedelta(days=1)
+
+    async def scenario(h: Harness) -> None:
+        answer = coordination_pb2.AnswerHospitalRequest(
+            episode_id="", can_receive=False, expected_ready_date="soon"
+        )
+        answer.answered_at.FromDatetime(future.astimezone(dt.UTC))
+        ready = coordination_pb2.ReportServiceReadyRequest(episode_id="no-colon")
+        ready.ready_at.FromDatetime(future.astimezone(dt.UTC))
+        calls: list[tuple[Any, Awaitable[Any]]] = [
+            (
+                stream := coordination_pb2.StreamTasksRequest(after_sequence=-1),
+                read(h.stub.StreamTasks(stream, metadata=OPS)),
+            ),
+            (
+                claim := coordination_pb2.ClaimTaskRequest(),
+                h.stub.ClaimTask(claim, metadata=OPS),
+            ),
+            (
+                done := coordination_pb2.CompleteTaskRequest(note="x" * 1001),
+                h.stub.CompleteTask(done, metadata=OPS),
+            ),
+            (answer, h.stub.AnswerHospital(answer, metadata=OPS)),
+            (ready, h.stub.ReportServiceReady(ready, metadata=OPS)),
+        ]
+        found: dict[str, list[str]] = {}
+        for request, call in calls:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await call
+            paths = [f for f, _ in field_violations(err.value)]
+            assert set(paths) <= _json_names(request), paths
+            found[type(request).__name__] = sorted(set(paths))
+        assert found == {
+            "StreamTasksRequest": ["afterSequence", "unit"],
+            "ClaimTaskRequest": ["coordinator", "taskId"],
+            "CompleteTaskRequest": ["note", "taskId"],
+            "AnswerHospitalRequest": ["answeredAt", "episodeId", "expectedReadyDate"],
+            "ReportServiceReadyRequest": ["episodeId", "readyAt"],
+        }
 
     run(tmp_path, scenario)
 
