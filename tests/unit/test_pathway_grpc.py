@@ -30,7 +30,7 @@ TOKENS = {
 }
 AUTH = (
     f"{TOKENS['hospital']}=hospital:{HER},{TOKENS['other-hospital']}=hospital:99999,"
-    f"{TOKENS['ops']}=ops,{TOKENS['coordinator']}=coordinator:HOME_CARE"
+    f"{TOKENS['ops']}=ops,{TOKENS['coordinator']}=coordinator:1103/HOME_CARE"
 )
 _ids = itertools.count(1)
 
