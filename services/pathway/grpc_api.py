@@ -16,15 +16,11 @@ from overgang.grpc.errors import FieldViolation, abort_invalid
 from overgang.logging import get_logger
 from overgang.v1 import events_pb2, pathway_pb2, pathway_pb2_grpc
 from overgang.vocabulary import Stage
+from pathway.convert import decode_page_token
 from pathway.domain.national_id import InvalidNationalId, NationalId, validate_national_id
+from pathway.domain.patient import PatientProblem, episode_patient
 from pathway.domain.state_machine import IllegalTransition
-from pathway.store import (
-    EventIdConflict,
-    ListFilter,
-    PathwayStore,
-    PatientProblem,
-    decode_page_token,
-)
+from pathway.store import EventIdConflict, ListFilter, PathwayStore
 from pathway.watch import Broadcaster
 
 log = get_logger(__name__)
@@ -224,11 +220,12 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[
         episode_id = request.event.episode_id
         if not EPISODE_ID.match(episode_id):
             return national_id, []
-        known, pseudonym = await asyncio.to_thread(self.store.episode_patient, episode_id)
-        if not known and national_id is None:
-            return None, [("nationalId", "is required on the first event of an episode")]
-        if national_id is not None and pseudonym and self.store.pseudonym(national_id) != pseudonym:
-            return None, [("nationalId", "does not match the patient already on this episode")]
+        known, on_episode = await asyncio.to_thread(self.store.episode_patient, episode_id)
+        given = self.store.pseudonym(national_id) if national_id is not None else None
+        try:
+            episode_patient(on_episode, given, required=not known)
+        except PatientProblem as exc:
+            return None, [(PatientProblem.field, str(exc))]
         return national_id, []
 
     async def GetPathway(

@@ -22,6 +22,11 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def aware(stamp: dt.datetime) -> dt.datetime:
+    """A datetime as read back from a row: SQLite drops the zone of what was UTC."""
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.UTC)
+
+
 class PatientRow(SQLModel, table=True):
     __tablename__ = "patient"
 
@@ -94,5 +99,6 @@ __all__ = [
     "PathwayRow",
     "PatientRow",
     "TaskRow",
+    "aware",
     "pathway_metadata",
 ]

@@ -18,78 +18,50 @@ publishes it at least once and consumers dedupe by that id.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from overgang.codec import (
-    CONTENT_TYPE_PROTO,
-    EPISODE_ID,
-    decode_event,
-    encode_event,
-    event_to_proto,
-)
+from overgang.codec import CONTENT_TYPE_PROTO, decode_event, encode_event
 from overgang.events import EpisodeEvent
 from overgang.kafka.topics import HOSPITAL_EVENTS, PATHWAY_EVENTS
 from overgang.logging import get_logger
 from overgang.sql.outbox import enqueue
-from overgang.v1 import coordination_pb2, events_pb2, pathway_pb2
-from overgang.vocabulary import Stage, TaskKind
+from overgang.v1 import pathway_pb2
+from overgang.vocabulary import Stage
+from pathway import convert
 from pathway.domain.national_id import NationalId
+from pathway.domain.patient import episode_patient
 from pathway.domain.pseudonym import pseudonymise
-from pathway.domain.state_machine import (
-    STAGE_MOVING_TASKS,
-    Fold,
-    IllegalTransition,
-    PathwayInput,
-    PathwayState,
-    Step,
-    TaskCompleted,
-    fold,
+from pathway.domain.state_machine import Fold, IllegalTransition, PathwayInput, fold
+from pathway.domain.tasks import (
+    OPEN_STATUSES,
+    CompletionIsFinal,
+    TaskReport,
+    completion,
+    task_input_id,
+    track,
 )
-from pathway.models import EventLogRow, PathwayRow, PatientRow, TaskRow
+from pathway.models import EventLogRow, PathwayRow, PatientRow, TaskRow, aware
 
 log = get_logger(__name__)
 
-PATHWAY_EVENT_CONTENT_TYPE = b"application/x-protobuf; messageType=overgang.v1.PathwayEvent"
-OPEN_TASK_STATUSES = ("OPEN", "CLAIMED")
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 
 T = TypeVar("T")
 
 
-class PatientProblem(ValueError):
-    """The national id is missing on a new episode or names another patient.
-    The message never contains the number."""
-
-    field = "nationalId"
-
-
-class InvalidTask(ValueError):
-    pass
-
-
 class EventIdConflict(ValueError):
     """The event id was already recorded for another episode (ids are globally unique)."""
 
     field = "eventId"
-
-
-def pathway_event_id(cause_id: str) -> str:
-    return f"{cause_id}:pathway"
-
-
-def task_input_id(task_id: str) -> str:
-    return f"task:{task_id}:done"
 
 
 @dataclass
@@ -113,83 +85,22 @@ class ListFilter:
     her_id: str = ""
 
 
-def encode_page_token(episode_id: str) -> str:
-    return base64.urlsafe_b64encode(episode_id.encode()).decode()
-
-
-def decode_page_token(token: str) -> str:
-    """Raises ValueError on a token this service did not issue."""
-    try:
-        episode_id = base64.urlsafe_b64decode(token.encode()).decode()
-    except (ValueError, UnicodeDecodeError):
-        episode_id = ""
-    if not EPISODE_ID.match(episode_id) or encode_page_token(episode_id) != token:
-        raise ValueError("is not a page token from a previous response")
-    return episode_id
-
-
-def _stage_proto(stage: Stage | None) -> pathway_pb2.Stage.ValueType:
-    if stage is None:
-        return pathway_pb2.STAGE_UNSPECIFIED
-    return pathway_pb2.Stage.Value(f"STAGE_{stage.value}")
-
-
-def _aware(stamp: dt.datetime) -> dt.datetime:
-    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.UTC)
-
-
-def to_proto(row: PathwayRow, units: Sequence[str]) -> pathway_pb2.Pathway:
-    msg = pathway_pb2.Pathway(
-        episode_id=row.episode_id,
-        stage=_stage_proto(Stage(row.stage)),
-        municipality=row.municipality,
-        division=(
-            events_pb2.Division.Value(row.division)
-            if row.division
-            else events_pb2.DIVISION_UNSPECIFIED
-        ),
-        patient_pseudonym=row.patient_pseudonym,
-        needs=[events_pb2.Need.Value(n) for n in json.loads(row.needs_json)],
-        units=sorted(units),
-        her_id=row.her_id,
-    )
-    msg.updated_at.FromDatetime(_aware(row.updated_at).astimezone(dt.UTC))
-    for entry in json.loads(row.history_json):
-        change = msg.history.add(
-            from_stage=_stage_proto(Stage(entry["from"]) if entry["from"] else None),
-            to_stage=_stage_proto(Stage(entry["to"])),
-            cause_event_id=entry["cause"],
-            reason=entry["reason"],
-        )
-        change.at.FromDatetime(dt.datetime.fromisoformat(entry["at"]).astimezone(dt.UTC))
-    return msg
-
-
-def _history_json(state: PathwayState) -> str:
-    return json.dumps(
-        [
-            {
-                "from": h.from_stage.value if h.from_stage else None,
-                "to": h.to_stage.value,
-                "at": h.at.isoformat(),
-                "cause": h.cause_id,
-                "reason": h.reason,
-            }
-            for h in state.history
-        ]
-    )
-
-
-def _task_input(row: TaskRow) -> TaskCompleted | None:
-    if row.status != "DONE" or row.kind not in STAGE_MOVING_TASKS:
-        return None
-    return TaskCompleted(
-        event_id=task_input_id(row.task_id),
-        episode_id=row.episode_id,
+def _report(row: TaskRow) -> TaskReport:
+    return TaskReport(
         task_id=row.task_id,
-        kind=TaskKind(row.kind),
-        occurred_at=_aware(row.updated_at),
+        episode_id=row.episode_id,
+        unit=row.unit,
+        kind=row.kind,
+        status=row.status,
+        version=row.version,
+        updated_at=aware(row.updated_at),
     )
+
+
+def _inputs(logs: Sequence[EventLogRow], tasks: Sequence[TaskRow]) -> list[PathwayInput]:
+    """Every recorded input of an episode, for the fold: events and task completions."""
+    done = (completion(_report(t)) for t in tasks)
+    return [*(decode_event(r.payload) for r in logs), *(c for c in done if c is not None)]
 
 
 class PathwayStore:
@@ -218,9 +129,7 @@ class PathwayStore:
     def get(self, episode_id: str) -> pathway_pb2.Pathway | None:
         with Session(self.engine) as session:
             row = session.get(PathwayRow, episode_id)
-            if row is None:
-                return None
-            return to_proto(row, self._units(session, [episode_id]).get(episode_id, []))
+            return self._pathway(session, row) if row is not None else None
 
     def list_pathways(
         self, filters: ListFilter, page_size: int, after: str = ""
@@ -230,17 +139,17 @@ class PathwayStore:
             query = select(PathwayRow).order_by(col(PathwayRow.episode_id))
             if after:
                 query = query.where(col(PathwayRow.episode_id) > after)
-            if filters.stage is not None:
-                query = query.where(PathwayRow.stage == filters.stage.value)
-            if filters.municipality:
-                query = query.where(PathwayRow.municipality == filters.municipality)
-            if filters.division:
-                query = query.where(PathwayRow.division == filters.division)
-            if filters.her_id:
-                query = query.where(PathwayRow.her_id == filters.her_id)
+            for column, wanted in (
+                (PathwayRow.stage, filters.stage.value if filters.stage is not None else ""),
+                (PathwayRow.municipality, filters.municipality),
+                (PathwayRow.division, filters.division),
+                (PathwayRow.her_id, filters.her_id),
+            ):
+                if wanted:
+                    query = query.where(col(column) == wanted)
             if filters.unit:
                 with_unit = select(TaskRow.episode_id).where(
-                    col(TaskRow.status).in_(OPEN_TASK_STATUSES),
+                    col(TaskRow.status).in_(OPEN_STATUSES),
                     or_(
                         col(TaskRow.unit) == filters.unit,
                         col(TaskRow.unit).startswith(filters.unit + "/"),
@@ -251,8 +160,8 @@ class PathwayStore:
             more = len(rows) > size
             rows = rows[:size]
             units = self._units(session, [r.episode_id for r in rows])
-            token = encode_page_token(rows[-1].episode_id) if more and rows else ""
-            return [to_proto(r, units.get(r.episode_id, [])) for r in rows], token
+            token = convert.encode_page_token(rows[-1].episode_id) if more and rows else ""
+            return [convert.to_proto(r, units.get(r.episode_id, [])) for r in rows], token
 
     @staticmethod
     def _units(session: Session, episode_ids: Sequence[str]) -> dict[str, list[str]]:
@@ -261,11 +170,14 @@ class PathwayStore:
         found: dict[str, set[str]] = {}
         query = select(TaskRow.episode_id, TaskRow.unit).where(
             col(TaskRow.episode_id).in_(episode_ids),
-            col(TaskRow.status).in_(OPEN_TASK_STATUSES),
+            col(TaskRow.status).in_(OPEN_STATUSES),
         )
         for episode_id, unit in session.exec(query):
             found.setdefault(episode_id, set()).add(unit)
         return {k: sorted(v) for k, v in found.items()}
+
+    def _pathway(self, session: Session, row: PathwayRow) -> pathway_pb2.Pathway:
+        return convert.to_proto(row, self._units(session, [row.episode_id]).get(row.episode_id, []))
 
     # ----------------------------------------------------------------- writes
     def _write(self, work: Callable[[Session], T]) -> T:
@@ -296,249 +208,137 @@ class PathwayStore:
         `intake=True` (gRPC): a national id is required on a new episode, an illegal
         transition raises `IllegalTransition` and stores nothing, and the event is also
         enqueued for `overgang.hospital-events.v1`. Otherwise (Kafka) an illegal event is
-        stored and skipped by the fold (a later event may make it legal).
+        stored and skipped by the fold (a later event may make it legal): `skipped`.
         """
-        return self._write(
-            lambda session: self._record_event(session, event, source, national_id, intake)
-        )
 
-    def _record_event(
-        self,
-        session: Session,
-        event: EpisodeEvent,
-        source: str,
-        national_id: NationalId | None,
-        intake: bool,
-    ) -> Recorded:
-        existing = session.exec(
-            select(EventLogRow).where(EventLogRow.event_id == event.event_id)
-        ).first()
-        if existing is not None:
-            if existing.episode_id != event.episode_id:
-                # Never answer with (or merge into) another episode's pathway.
-                raise EventIdConflict("is already used by an event of another episode")
-            row = session.get(PathwayRow, existing.episode_id)
-            units = self._units(session, [existing.episode_id])
-            pathway = to_proto(row, units.get(existing.episode_id, [])) if row else None
-            return Recorded(duplicate=True, pathway=pathway)
+        def work(session: Session) -> Recorded:
+            query = select(EventLogRow).where(EventLogRow.event_id == event.event_id)
+            existing = session.exec(query).first()
+            if existing is not None:
+                if existing.episode_id != event.episode_id:
+                    # Never answer with (or merge into) another episode's pathway.
+                    raise EventIdConflict("is already used by an event of another episode")
+                row = session.get(PathwayRow, existing.episode_id)
+                pathway = self._pathway(session, row) if row is not None else None
+                return Recorded(duplicate=True, pathway=pathway)
 
-        row = session.get(PathwayRow, event.episode_id, with_for_update=True)
-        logs = list(
-            session.exec(select(EventLogRow).where(EventLogRow.episode_id == event.episode_id))
-        )
-        pseudonym = row.patient_pseudonym if row is not None else ""
-        if national_id is not None:
-            given = self.pseudonym(national_id)
-            if pseudonym and given != pseudonym:
-                raise PatientProblem("does not match the patient already on this episode")
-            if not pseudonym:
-                pseudonym = given
-                if session.get(PatientRow, given) is None:
-                    session.add(PatientRow(pseudonym=given, national_id=national_id.value))
-        elif intake and not logs:
-            raise PatientProblem("is required on the first event of an episode")
+            row, logs, tasks = self._episode(session, event.episode_id)
+            on_episode = row.patient_pseudonym if row is not None else ""
+            given = self.pseudonym(national_id) if national_id is not None else None
+            pseudonym = episode_patient(on_episode, given, required=intake and not logs)
+            if national_id is not None and pseudonym != on_episode:
+                patient = session.get(PatientRow, pseudonym)
+                session.add(
+                    patient or PatientRow(pseudonym=pseudonym, national_id=national_id.value)
+                )
 
-        new_log = EventLogRow(
-            event_id=event.event_id,
-            episode_id=event.episode_id,
-            kind=event.kind.value,
-            occurred_at=event.occurred_at,
-            payload=encode_event(event),
-            source=source,
-        )
-        tasks = self._tasks(session, event.episode_id)
-        result = fold([*self._inputs(logs), *self._task_inputs(tasks), event])
-        step = result.step_for(event.event_id)
-        assert step is not None
-        if step.rejected is not None and intake:
-            raise IllegalTransition(step.rejected, step.from_stage, event)
-        session.add(new_log)
-        if intake:
-            enqueue(
-                session,
-                HOSPITAL_EVENTS,
-                event.episode_id.encode(),
-                encode_event(event),
-                [("content-type", CONTENT_TYPE_PROTO)],
-            )
-        announced, pathway = self._project(
-            session,
-            event.episode_id,
-            row,
-            result,
-            [*logs, new_log],
-            tasks,
-            pseudonym,
-            cause={event.event_id: event_to_proto(event)},
-        )
-        if step.rejected is not None:
-            log.warning(
-                "pathway.event_skipped",
+            result = fold([*_inputs(logs, tasks), event])
+            step = result.step_for(event.event_id)
+            assert step is not None
+            if step.rejected is not None and intake:
+                raise IllegalTransition(step.rejected, step.from_stage, event)
+            payload = encode_event(event)
+            new_log = EventLogRow(
                 event_id=event.event_id,
                 episode_id=event.episode_id,
-                reason=step.rejected,
+                kind=event.kind.value,
+                occurred_at=event.occurred_at,
+                payload=payload,
+                source=source,
             )
-        return Recorded(
-            duplicate=False, pathway=pathway, announced=announced, skipped=step.rejected
-        )
+            session.add(new_log)
+            if intake:
+                headers = [("content-type", CONTENT_TYPE_PROTO)]
+                enqueue(session, HOSPITAL_EVENTS, event.episode_id.encode(), payload, headers)
+            logs.append(new_log)
+            announced, pathway = self._project(session, row, result, logs, tasks, pseudonym)
+            return Recorded(False, pathway, announced, skipped=step.rejected)
 
-    def record_task(self, update: coordination_pb2.TaskUpdate) -> Recorded:
-        """Track a coordination task (open units; DONE kinds that move the pathway)."""
-        task = update.task
-        if not task.task_id or len(task.task_id) > 128:
-            raise InvalidTask("task.taskId is required (at most 128 characters)")
-        if not EPISODE_ID.match(task.episode_id):
-            raise InvalidTask("task.episodeId must be '<HER-id digits>:<local episode number>'")
-        if len(task.unit) > 120:
-            raise InvalidTask("task.unit is longer than 120 characters")
-        if task.status == coordination_pb2.TASK_STATUS_UNSPECIFIED:
-            raise InvalidTask("task.status is unspecified")
-        try:
-            kind = coordination_pb2.TaskKind.Name(task.kind).removeprefix("TASK_KIND_")
-            status = coordination_pb2.TaskStatus.Name(task.status).removeprefix("TASK_STATUS_")
-        except ValueError as exc:
-            raise InvalidTask(f"task.kind or task.status is not known: {exc}") from None
-        return self._write(lambda session: self._record_task(session, task, kind, status))
+        return self._write(work)
 
-    def _record_task(self, session: Session, task: Any, kind: str, status: str) -> Recorded:
-        stored = session.get(TaskRow, task.task_id, with_for_update=True)
-        if stored is not None and stored.version >= task.version:
-            return Recorded(duplicate=True)
-        updated_at = (
-            task.updated_at.ToDatetime(tzinfo=dt.UTC)
-            if task.HasField("updated_at")
-            else dt.datetime.now(dt.UTC)
-        )
-        if stored is None:
-            stored = TaskRow(
-                task_id=task.task_id,
-                episode_id=task.episode_id,
-                unit=task.unit,
-                kind=kind,
-                status=status,
-                version=task.version,
-                updated_at=updated_at,
-            )
-        else:
-            if stored.status == "DONE" and status != "DONE":
-                log.warning("pathway.task_reopened_ignored", task_id=task.task_id)
+    def record_task(self, report: TaskReport) -> Recorded:
+        """Track a coordination task (open units; DONE kinds that move the pathway). A
+        completion the fold skips as illegal in its place is `skipped`."""
+
+        def work(session: Session) -> Recorded:
+            stored = session.get(TaskRow, report.task_id, with_for_update=True)
+            try:
+                task = track(_report(stored) if stored is not None else None, report)
+            except CompletionIsFinal:
+                log.warning("pathway.task_reopened_ignored", task_id=report.task_id)
                 return Recorded(duplicate=True)
-            if stored.status != "DONE":
-                stored.updated_at = updated_at
-            stored.unit, stored.status, stored.version = task.unit, status, task.version
-        session.add(stored)
-        session.flush()
-        if _task_input(stored) is None:
-            return Recorded(duplicate=False)
-        row = session.get(PathwayRow, task.episode_id, with_for_update=True)
-        logs = list(
-            session.exec(select(EventLogRow).where(EventLogRow.episode_id == task.episode_id))
-        )
-        tasks = self._tasks(session, task.episode_id)
-        result = fold([*self._inputs(logs), *self._task_inputs(tasks)])
-        pseudonym = row.patient_pseudonym if row is not None else ""
-        announced, pathway = self._project(
-            session, task.episode_id, row, result, logs, tasks, pseudonym, cause={}
-        )
-        step = result.step_for(task_input_id(task.task_id))
-        skipped = step.rejected if step is not None else None
-        if skipped:
-            log.warning(
-                "pathway.task_skipped",
-                task_id=task.task_id,
-                episode_id=task.episode_id,
-                reason=skipped,
-            )
-        return Recorded(duplicate=False, pathway=pathway, announced=announced, skipped=skipped)
+            if task is None:
+                return Recorded(duplicate=True)
+            values = asdict(task)
+            stored = stored.sqlmodel_update(values) if stored is not None else TaskRow(**values)
+            session.add(stored)
+            session.flush()
+            if (done := completion(task)) is None:
+                return Recorded(duplicate=False)
+            row, logs, tasks = self._episode(session, report.episode_id)
+            result = fold(_inputs(logs, tasks))
+            announced, pathway = self._project(session, row, result, logs, tasks)
+            step = result.step_for(done.event_id)
+            skipped = step.rejected if step is not None else None
+            return Recorded(False, pathway, announced, skipped=skipped)
+
+        return self._write(work)
 
     # ---------------------------------------------------------------- helpers
     @staticmethod
-    def _tasks(session: Session, episode_id: str) -> list[TaskRow]:
-        return list(session.exec(select(TaskRow).where(TaskRow.episode_id == episode_id)))
-
-    @staticmethod
-    def _inputs(logs: Iterable[EventLogRow]) -> list[PathwayInput]:
-        return [decode_event(r.payload) for r in logs]
-
-    @staticmethod
-    def _task_inputs(tasks: Iterable[TaskRow]) -> list[PathwayInput]:
-        return [t for t in (_task_input(r) for r in tasks) if t is not None]
+    def _episode(
+        session: Session, episode_id: str
+    ) -> tuple[PathwayRow | None, list[EventLogRow], list[TaskRow]]:
+        """The episode's projection (locked for this transaction), events and tasks."""
+        row = session.get(PathwayRow, episode_id, with_for_update=True)
+        logs = session.exec(select(EventLogRow).where(EventLogRow.episode_id == episode_id))
+        tasks = session.exec(select(TaskRow).where(TaskRow.episode_id == episode_id))
+        return row, list(logs), list(tasks)
 
     def _project(
         self,
         session: Session,
-        episode_id: str,
         row: PathwayRow | None,
         result: Fold,
         logs: Sequence[EventLogRow],
         tasks: Sequence[TaskRow],
-        pseudonym: str,
-        cause: dict[str, events_pb2.Event],
+        pseudonym: str = "",
     ) -> tuple[list[pathway_pb2.PathwayEvent], pathway_pb2.Pathway | None]:
-        """Write the folded state, and announce every accepted, not yet announced input."""
-        by_id: dict[str, EventLogRow | TaskRow] = {r.event_id: r for r in logs}
-        by_id.update({task_input_id(t.task_id): t for t in tasks})
-        for step in result.steps:
-            record = by_id[step.item.event_id]
-            if record.rejected_reason != step.rejected:
-                record.rejected_reason = step.rejected
-                session.add(record)
-        state = result.state
-        if state is None:
-            return [], None
-        if row is None:
-            row = PathwayRow(
-                episode_id=episode_id,
-                her_id=state.her_id,
-                stage=state.stage.value,
-                municipality=state.municipality,
-                division=state.division.value if state.division else "",
-            )
-        row.stage = state.stage.value
-        row.municipality = state.municipality
-        row.division = state.division.value if state.division else ""
-        row.needs_json = json.dumps([n.value for n in state.needs])
-        row.history_json = _history_json(state)
-        row.patient_pseudonym = pseudonym or row.patient_pseudonym
-        row.updated_at = dt.datetime.now(dt.UTC)
-        session.add(row)
-        session.flush()
-        units = self._units(session, [episode_id]).get(episode_id, [])
-        pathway = to_proto(row, units)
+        """Write the folded state and why each skipped input is skipped, and announce every
+        accepted, not yet announced input (none is accepted when there is no state)."""
+        pathway: pathway_pb2.Pathway | None = None
+        if (state := result.state) is not None:
+            values: dict[str, Any] = {
+                "episode_id": state.episode_id,
+                "her_id": state.her_id,
+                "stage": state.stage.value,
+                "municipality": state.municipality,
+                "division": state.division.value if state.division else "",
+                "needs_json": convert.needs_json(state),
+                "history_json": convert.history_json(state),
+                "patient_pseudonym": pseudonym or (row.patient_pseudonym if row else ""),
+                "updated_at": dt.datetime.now(dt.UTC),
+            }
+            row = row.sqlmodel_update(values) if row is not None else PathwayRow(**values)
+            session.add(row)
+            session.flush()
+            pathway = self._pathway(session, row)
+        sources: dict[str, EventLogRow | TaskRow] = {r.event_id: r for r in logs}
+        sources.update({task_input_id(t.task_id): t for t in tasks})
+        headers = [("content-type", convert.PATHWAY_EVENT_CONTENT_TYPE)]
         announced: list[pathway_pb2.PathwayEvent] = []
         for step in result.steps:
-            record = by_id[step.item.event_id]
-            if not step.accepted or record.announced:
+            source = sources[step.item.event_id]
+            if source.rejected_reason != step.rejected:
+                source.rejected_reason = step.rejected
+                session.add(source)
+            if pathway is None or not step.accepted or source.announced:
                 continue
-            message = self._pathway_event(step, pathway, record, cause)
-            enqueue(
-                session,
-                PATHWAY_EVENTS,
-                episode_id.encode(),
-                message.SerializeToString(deterministic=True),
-                [("content-type", PATHWAY_EVENT_CONTENT_TYPE)],
-            )
-            record.announced = True
-            session.add(record)
+            cause = source.payload if isinstance(source, EventLogRow) else None
+            message = convert.pathway_event(step, pathway, cause)
+            value = message.SerializeToString(deterministic=True)
+            enqueue(session, PATHWAY_EVENTS, step.item.episode_id.encode(), value, headers)
+            source.announced = True
+            session.add(source)
             announced.append(message)
         return announced, pathway
-
-    @staticmethod
-    def _pathway_event(
-        step: Step,
-        pathway: pathway_pb2.Pathway,
-        record: EventLogRow | TaskRow,
-        cause: dict[str, events_pb2.Event],
-    ) -> pathway_pb2.PathwayEvent:
-        message = pathway_pb2.PathwayEvent(
-            event_id=pathway_event_id(step.item.event_id),
-            episode_id=step.item.episode_id,
-            from_stage=_stage_proto(step.from_stage),
-            to_stage=_stage_proto(step.to_stage),
-            pathway=pathway,
-        )
-        if isinstance(record, EventLogRow):
-            proto = cause.get(record.event_id) or events_pb2.Event.FromString(record.payload)
-            message.cause.CopyFrom(proto)
-        # A task completion has no hospital/municipal cause: `cause` stays unset.
-        return message

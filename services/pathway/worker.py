@@ -11,14 +11,13 @@ never stops on bad input, and a database failure retries the same record later.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError
 
-from overgang.codec import CONTENT_TYPE_JSON, InvalidEvent, decode_event
+from overgang.codec import InvalidEvent, decode_event
 from overgang.config import Settings
 from overgang.events import MUNICIPAL_KINDS
 from overgang.kafka.records import Headers, content_type, headers_of, send_dead_letter
@@ -29,8 +28,8 @@ from overgang.kafka.topics import (
     MUNICIPAL_EVENTS,
 )
 from overgang.logging import get_logger
-from overgang.v1 import coordination_pb2
-from pathway.store import EventIdConflict, InvalidTask, PathwayStore, Recorded
+from pathway.convert import InvalidTask, decode_task_update
+from pathway.store import EventIdConflict, PathwayStore, Recorded
 from pathway.watch import Broadcaster
 
 log = get_logger(__name__)
@@ -144,18 +143,19 @@ class PathwayConsumer:
     async def _apply(self, record: Any) -> Recorded:
         record_type = content_type(headers_of(record.headers))
         if record.topic == COORDINATION_TASKS:
-            update = coordination_pb2.TaskUpdate()
             try:
-                if record_type is not None and record_type.startswith(CONTENT_TYPE_JSON):
-                    json_format.Parse((record.value or b"").decode("utf-8"), update)
-                else:
-                    update.ParseFromString(record.value or b"")
-            except (DecodeError, json_format.ParseError, UnicodeDecodeError) as exc:
-                raise Rejected(f"not an overgang.v1.TaskUpdate: {exc}") from None
-            try:
-                return await asyncio.to_thread(self.store.record_task, update)
+                report = decode_task_update(record.value, record_type, dt.datetime.now(dt.UTC))
             except InvalidTask as exc:
                 raise Rejected(str(exc)) from None
+            recorded = await asyncio.to_thread(self.store.record_task, report)
+            if recorded.skipped:
+                log.warning(
+                    "pathway.task_skipped",
+                    task_id=report.task_id,
+                    episode_id=report.episode_id,
+                    reason=recorded.skipped,
+                )
+            return recorded
         try:
             event = decode_event(record.value, record_type)
         except InvalidEvent as exc:
@@ -172,9 +172,17 @@ class PathwayConsumer:
         if event.municipality not in self.municipalities:
             raise Rejected(f"municipality: {event.municipality} is not served by this deployment")
         try:
-            return await asyncio.to_thread(self.store.record_event, event, source=record.topic)
+            recorded = await asyncio.to_thread(self.store.record_event, event, source=record.topic)
         except EventIdConflict as exc:
             raise Rejected(f"eventId {exc}") from None
+        if recorded.skipped:
+            log.warning(
+                "pathway.event_skipped",
+                event_id=event.event_id,
+                episode_id=event.episode_id,
+                reason=recorded.skipped,
+            )
+        return recorded
 
     async def _dead_letter(self, record: Any, reason: str) -> None:
         await send_dead_letter(self._send_dead_letter, record, reason, SERVICE, log)

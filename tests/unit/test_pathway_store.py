@@ -20,11 +20,13 @@ from overgang.sql.engine import make_engine
 from overgang.sql.migrations import migrate
 from overgang.sql.outbox import OutboxRow
 from overgang.v1 import coordination_pb2, pathway_pb2
+from pathway.convert import task_report
 from pathway.domain.national_id import NationalId, validate_national_id, with_check_digits
+from pathway.domain.patient import PatientProblem
 from pathway.domain.state_machine import IllegalTransition
 from pathway.models import pathway_metadata
 from pathway.runtime import MIGRATIONS
-from pathway.store import ListFilter, PathwayStore, PatientProblem
+from pathway.store import ListFilter, PathwayStore, Recorded
 
 EPISODE = "81234:E1"
 T0 = dt.datetime(2024, 3, 1, 8, 0, tzinfo=dt.UTC)
@@ -224,6 +226,10 @@ def task_update(
     return update
 
 
+def record_task(store: PathwayStore, update: coordination_pb2.TaskUpdate) -> Recorded:
+    return store.record_task(task_report(update, now=T0))
+
+
 def received(store: PathwayStore) -> None:
     intake(store, ev(EventKind.ADMITTED, 0))
     intake(store, ev(EventKind.DISCHARGE_READY_NOTIFIED, 5, ready_at=T0, needs=(Need.HOUSING,)))
@@ -235,30 +241,30 @@ def test_done_rehabilitation_intake_task_moves_received_to_rehabilitation(
 ) -> None:
     received(store)
     kind = coordination_pb2.TASK_KIND_REHABILITATION_INTAKE
-    store.record_task(task_update("t1", kind, coordination_pb2.TASK_STATUS_DONE, 2))
+    record_task(store, task_update("t1", kind, coordination_pb2.TASK_STATUS_DONE, 2))
     assert store.get(EPISODE).stage == pathway_pb2.STAGE_REHABILITATION  # type: ignore[union-attr]
 
 
 def test_open_tasks_list_their_unit_on_the_pathway(store: PathwayStore) -> None:
     received(store)
     kind = coordination_pb2.TASK_KIND_REHABILITATION_INTAKE
-    store.record_task(task_update("t1", kind, coordination_pb2.TASK_STATUS_OPEN, 1))
+    record_task(store, task_update("t1", kind, coordination_pb2.TASK_STATUS_OPEN, 1))
     assert list(store.get(EPISODE).units) == ["IKART"]  # type: ignore[union-attr]
 
 
 def test_an_older_task_version_is_ignored(store: PathwayStore) -> None:
     received(store)
     kind = coordination_pb2.TASK_KIND_REHABILITATION_INTAKE
-    store.record_task(task_update("t1", kind, coordination_pb2.TASK_STATUS_DONE, 2))
-    older = store.record_task(task_update("t1", kind, coordination_pb2.TASK_STATUS_OPEN, 1))
+    record_task(store, task_update("t1", kind, coordination_pb2.TASK_STATUS_DONE, 2))
+    older = record_task(store, task_update("t1", kind, coordination_pb2.TASK_STATUS_OPEN, 1))
     assert older.duplicate
 
 
 def test_a_stage_change_by_a_task_is_announced_once_without_a_cause(store: PathwayStore) -> None:
     received(store)
     kind = coordination_pb2.TASK_KIND_FOLLOW_UP_VISIT
-    store.record_task(task_update("t9", kind, coordination_pb2.TASK_STATUS_DONE, 3))
-    store.record_task(task_update("t9", kind, coordination_pb2.TASK_STATUS_DONE, 4))
+    record_task(store, task_update("t9", kind, coordination_pb2.TASK_STATUS_DONE, 3))
+    record_task(store, task_update("t9", kind, coordination_pb2.TASK_STATUS_DONE, 4))
     tasks = [e for e in pathway_events(store) if not e.HasField("cause")]
     assert [(e.event_id, e.to_stage) for e in tasks] == [
         ("task:t9:done:pathway", pathway_pb2.STAGE_CLOSED)
@@ -273,7 +279,7 @@ def test_list_by_unit_kind_finds_pathways_with_open_tasks_of_any_office(
         "t1", coordination_pb2.TASK_KIND_START_HOME_CARE, coordination_pb2.TASK_STATUS_OPEN, 1
     )
     update.task.unit = "HOME_CARE/MADLA"
-    store.record_task(update)
+    record_task(store, update)
     pathways, _ = store.list_pathways(ListFilter(unit="HOME_CARE"), page_size=10)
     assert [p.episode_id for p in pathways] == [EPISODE]
 
