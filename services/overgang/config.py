@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,10 @@ from zoneinfo import ZoneInfo
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
     return value or default
+
+
+def _flag(name: str) -> bool:
+    return _env(name, "").lower() in {"1", "true", "yes", "on"}
 
 
 def _data_dir() -> Path:
@@ -51,7 +56,8 @@ class Settings:
     )
     # Key for the keyed HMAC that pseudonymises national ids. Must be set in production.
     pseudonym_key: str = field(
-        default_factory=lambda: _env("OVERGANG_PSEUDONYM_KEY", "dev-only-not-secret")
+        default_factory=lambda: _env("OVERGANG_PSEUDONYM_KEY", "dev-only-not-secret"),
+        repr=False,
     )
     pathway_grpc: str = field(default_factory=lambda: _env("PATHWAY_GRPC_ADDR", "127.0.0.1:50051"))
     discharge_grpc: str = field(
@@ -60,8 +66,13 @@ class Settings:
     coordination_grpc: str = field(
         default_factory=lambda: _env("COORDINATION_GRPC_ADDR", "127.0.0.1:50053")
     )
-    # Bearer tokens -> roles, "token=role,token=role"; empty disables auth (local dev only).
-    auth_tokens: str = field(default_factory=lambda: _env("OVERGANG_AUTH_TOKENS", ""))
+    # Bearer tokens -> roles, "token=role,token=role" (overgang.grpc.tokens), and/or a file
+    # of "sha256:<hex>=<role> [<name>]" lines. None at all disables auth: loopback only.
+    auth_tokens: str = field(default_factory=lambda: _env("OVERGANG_AUTH_TOKENS", ""), repr=False)
+    auth_tokens_file: str = field(default_factory=lambda: _env("OVERGANG_AUTH_TOKENS_FILE", ""))
+    # Lets a service without auth or TLS listen beyond loopback, and talk plaintext to a
+    # remote Kafka: a throwaway development setup, never production.
+    insecure_dev: bool = field(default_factory=lambda: _flag("OVERGANG_INSECURE_DEV"))
     rates_file: str = field(default_factory=lambda: _env("OVERGANG_RATES_FILE", ""))
     rule_profile_file: str = field(default_factory=lambda: _env("OVERGANG_PROFILE_FILE", ""))
     data_dir: Path = field(default_factory=lambda: _data_dir())
@@ -74,6 +85,63 @@ class Settings:
     tls_cert: str = field(default_factory=lambda: _env("OVERGANG_TLS_CERT", ""))
     tls_key: str = field(default_factory=lambda: _env("OVERGANG_TLS_KEY", ""))
     tls_client_ca: str = field(default_factory=lambda: _env("OVERGANG_TLS_CLIENT_CA", ""))
+    # Client side (the CLI): trust this CA (=> TLS), and present this certificate (mTLS).
+    tls_ca: str = field(default_factory=lambda: _env("OVERGANG_TLS_CA", ""))
+    tls_client_cert: str = field(default_factory=lambda: _env("OVERGANG_TLS_CLIENT_CERT", ""))
+    tls_client_key: str = field(default_factory=lambda: _env("OVERGANG_TLS_CLIENT_KEY", ""))
+    # gRPC resource limits: largest request accepted, RPCs in flight (streams included).
+    grpc_max_message_bytes: int = field(
+        default_factory=lambda: int(_env("OVERGANG_GRPC_MAX_MESSAGE_BYTES", str(1024 * 1024)))
+    )
+    grpc_max_concurrent_rpcs: int = field(
+        default_factory=lambda: int(_env("OVERGANG_GRPC_MAX_CONCURRENT_RPCS", "256"))
+    )
+    # Kafka transport security for every client (overgang.kafka.security).
+    kafka_security_protocol: str = field(
+        default_factory=lambda: _env("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
+    )
+    kafka_sasl_mechanism: str = field(
+        default_factory=lambda: _env("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512").upper()
+    )
+    kafka_sasl_username: str = field(default_factory=lambda: _env("KAFKA_SASL_USERNAME", ""))
+    kafka_sasl_password: str = field(
+        default_factory=lambda: _env("KAFKA_SASL_PASSWORD", ""), repr=False
+    )
+    kafka_sasl_password_file: str = field(
+        default_factory=lambda: _env("KAFKA_SASL_PASSWORD_FILE", "")
+    )
+    kafka_ssl_cafile: str = field(default_factory=lambda: _env("KAFKA_SSL_CAFILE", ""))
+    kafka_ssl_certfile: str = field(default_factory=lambda: _env("KAFKA_SSL_CERTFILE", ""))
+    kafka_ssl_keyfile: str = field(default_factory=lambda: _env("KAFKA_SSL_KEYFILE", ""))
+
+
+def host_of(address: str) -> str:
+    """ "host:port", "[v6]:port" or "host" -> host."""
+    address = address.strip()
+    if address.startswith("["):
+        return address[1:].partition("]")[0]
+    if address.count(":") > 1:  # a bare IPv6 address
+        return address
+    return address.rpartition(":")[0] if ":" in address else address
+
+
+def is_loopback(address: str) -> bool:
+    """Every address of a comma-separated list is on this machine only: 127.0.0.0/8, ::1,
+    localhost, or a unix socket. 0.0.0.0 / :: (all interfaces) are not."""
+    addresses = [a.strip() for a in address.split(",") if a.strip()]
+    return bool(addresses) and all(_one_loopback(a) for a in addresses)
+
+
+def _one_loopback(address: str) -> bool:
+    if address.startswith(("unix:", "unix-abstract:")):
+        return True
+    host = host_of(address.split("://", 1)[-1]).lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings() -> Settings:

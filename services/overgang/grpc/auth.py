@@ -1,58 +1,130 @@
-"""Bearer tokens mapped to roles.
+"""Bearer tokens mapped to scoped roles (`overgang.grpc.roles`), loaded from
+`OVERGANG_AUTH_TOKENS` and/or `OVERGANG_AUTH_TOKENS_FILE` (`overgang.grpc.tokens`).
 
-Roles: `hospital:<her-id>` (submit its own events only), `coordinator:<unit>` (its own
-unit's tasks), `ops`, `finance`. With no tokens configured, auth is off and every caller
-is `ops`: for a laptop only, and the services log a warning at start-up.
+With no tokens configured, auth is off and every caller is `ops`: `GrpcServer` allows that
+only on a loopback address (or with `OVERGANG_INSECURE_DEV=1`) and logs a warning.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
+from overgang.config import Settings, load_settings
+from overgang.grpc.roles import (
+    OPS,
+    Caller,
+    ListingScope,
+    Role,
+    RoleError,
+    RoleKind,
+    covers_unit,
+    listing_scope,
+    may_act_for_municipality,
+    may_read_episode,
+    may_read_statements,
+    may_see_pathway_details,
+    may_submit_for_hospital,
+)
+from overgang.grpc.tokens import TokenTable
+from overgang.logging import get_logger
 
-@dataclass(frozen=True)
-class Role:
-    name: str  # hospital, coordinator, ops, finance
-    scope: str = ""  # her-id or unit
+__all__ = [
+    "ANONYMOUS",
+    "OPS",
+    "Authenticator",
+    "Caller",
+    "ListingScope",
+    "Role",
+    "RoleError",
+    "RoleKind",
+    "bearer",
+    "covers_unit",
+    "listing_scope",
+    "may_act_for_municipality",
+    "may_read_episode",
+    "may_read_statements",
+    "may_see_pathway_details",
+    "may_submit_for_hospital",
+]
 
-    @classmethod
-    def parse(cls, text: str) -> Role:
-        name, _, scope = text.strip().partition(":")
-        if name not in {"hospital", "coordinator", "ops", "finance"}:
-            raise ValueError(f"unknown role {name!r}")
-        if name in {"hospital", "coordinator"} and not scope:
-            raise ValueError(f"role {name!r} needs a scope, e.g. {name}:<id>")
-        return cls(name, scope)
+log = get_logger(__name__)
+Context = Any  # grpc.aio.ServicerContext (untyped library)
 
-    def __str__(self) -> str:
-        return f"{self.name}:{self.scope}" if self.scope else self.name
+# Every caller when auth is off (loopback / OVERGANG_INSECURE_DEV only).
+ANONYMOUS = Caller(OPS, "anonymous (auth off)")
 
 
-OPS = Role("ops")
+def _bearer_token(metadata: Any) -> str | None:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.strip().partition(" ")
+            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return None
+
+
+def _peer(context: Context) -> str:
+    try:
+        return str(context.peer())
+    except Exception:
+        return "unknown"
 
 
 class Authenticator:
-    def __init__(self, tokens: str) -> None:
-        self._roles: dict[str, Role] = {}
-        for pair in filter(None, (p.strip() for p in tokens.split(","))):
-            token, _, role = pair.partition("=")
-            self._roles[token.strip()] = Role.parse(role)
+    """Prefer `Authenticator.from_settings(settings)`. `Authenticator(tokens)` works as
+    before (a comma-separated `token=role` list) and, unless `tokens_file` is given ("" for
+    none), also reads `OVERGANG_AUTH_TOKENS_FILE` from the environment, so that a file-only
+    configuration never leaves an old call site with auth off."""
+
+    def __init__(self, tokens: str = "", *, tokens_file: str | None = None) -> None:
+        if tokens_file is None:
+            tokens_file = load_settings().auth_tokens_file
+        self._table = TokenTable.load(tokens, tokens_file)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Authenticator:
+        return cls(settings.auth_tokens, tokens_file=settings.auth_tokens_file)
 
     @property
     def enabled(self) -> bool:
-        return bool(self._roles)
+        return len(self._table) > 0
+
+    def caller_for(self, metadata: Any) -> Caller | None:
+        """The caller of these call metadata; None when the token is missing or unknown."""
+        if not self.enabled:
+            return ANONYMOUS
+        token = _bearer_token(metadata)
+        return self._table.caller_for(token) if token else None
 
     def role_for(self, metadata: Any) -> Role | None:
-        if not self.enabled:
-            return OPS
-        for key, value in metadata or ():
-            if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
-                return self._roles.get(value.removeprefix("Bearer ").strip())
-        return None
+        caller = self.caller_for(metadata)
+        return caller.role if caller else None
+
+    async def authenticate(self, context: Context) -> Caller:
+        """The caller, or the call ends UNAUTHENTICATED."""
+        caller = self.caller_for(context.invocation_metadata())
+        if caller is None:
+            log.warning("auth.unauthenticated", peer=_peer(context))
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or unknown bearer token")
+            raise AssertionError("unreachable")
+        return caller
+
+    async def deny(self, context: Context, caller: Caller, what: str) -> NoReturn:
+        """End the call PERMISSION_DENIED (after a scope check on the data itself)."""
+        log.warning("auth.refused", identity=caller.identity, peer=_peer(context), what=what)
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"role {caller.role} may not {what}")
+        raise AssertionError("unreachable")
+
+    async def require_caller(
+        self, context: Context, allowed: Callable[[Role], bool], what: str
+    ) -> Caller:
+        """The caller if `allowed(role)`; else UNAUTHENTICATED / PERMISSION_DENIED."""
+        caller = await self.authenticate(context)
+        if not allowed(caller.role):
+            await self.deny(context, caller, what)
+        return caller
 
     async def require(
         self,
@@ -60,14 +132,7 @@ class Authenticator:
         allowed: Callable[[Role], bool],
         what: str,
     ) -> Role:
-        role = self.role_for(context.invocation_metadata())
-        if role is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or unknown bearer token")
-            raise AssertionError("unreachable")
-        if not allowed(role):
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"role {role} may not {what}")
-            raise AssertionError("unreachable")
-        return role
+        return (await self.require_caller(context, allowed, what)).role
 
 
 def bearer(token: str) -> list[tuple[str, str]]:
