@@ -19,6 +19,7 @@ from overgang.config import Settings
 from overgang.events import OSLO, EpisodeEvent, EventKind
 from overgang.grpc.auth import bearer
 from overgang.grpc.errors import field_violations
+from overgang.grpc.tls import secure_channel
 from overgang.v1 import (
     coordination_pb2,
     coordination_pb2_grpc,
@@ -88,10 +89,14 @@ def retry_not_found(call: Callable[[], T], attempts: int = 40, pause: float = 0.
 class Clients:
     def __init__(self, settings: Settings, token: str | None = None) -> None:
         self.md = metadata(token)
+        # TLS when OVERGANG_TLS_CA (and for mTLS OVERGANG_TLS_CLIENT_CERT/_KEY) is set.
         self._channels = [
-            grpc.insecure_channel(settings.pathway_grpc),
-            grpc.insecure_channel(settings.coordination_grpc),
-            grpc.insecure_channel(settings.discharge_grpc),
+            secure_channel(settings, address)
+            for address in (
+                settings.pathway_grpc,
+                settings.coordination_grpc,
+                settings.discharge_grpc,
+            )
         ]
         self.pathway = pathway_pb2_grpc.PathwayServiceStub(self._channels[0])
         self.coordination = coordination_pb2_grpc.CoordinationServiceStub(self._channels[1])
