@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from overgang.logging import redact_text
+
 Headers = list[tuple[str, bytes]]
 REASON = "dlq.reason"
 CONTENT_TYPE = "content-type"
@@ -64,9 +66,15 @@ class DeadLetter:
     headers: Headers
 
 
+def scrub_reason(reason: str) -> str:
+    """A dead-letter reason as it may be stored and logged: national ids replaced (an
+    error text can quote the value it refused), at most 1000 characters."""
+    return redact_text(reason)[:1000]
+
+
 def dead_letter_for(record: ConsumedRecord, reason: str, service: str) -> DeadLetter:
     headers: Headers = [
-        (REASON, reason.encode("utf-8")[:1000]),
+        (REASON, scrub_reason(reason).encode("utf-8")[:1000]),
         ("dlq.source.topic", record.topic.encode()),
         ("dlq.source.partition", str(record.partition).encode()),
         ("dlq.source.offset", str(record.offset).encode()),
@@ -85,6 +93,7 @@ async def send_dead_letter(
     sink: DeadLetterSink, record: ConsumedRecord, reason: str, service: str, log: Any
 ) -> None:
     """The one way every service dead-letters a consumed record."""
+    reason = scrub_reason(reason)
     letter = dead_letter_for(record, reason, service)
     await sink(letter.key, letter.value, letter.headers)
     log.warning(
