@@ -1,12 +1,11 @@
 """Wire forms <-> domain: the pathway projection as `overgang.v1.Pathway`, the
-PathwayEvent announced per accepted input, stage and division enums, the stored history
-JSON, page tokens, and coordination task updates as the pathway tracks them."""
+PathwayEvent announced per accepted input, stage and division enums, page tokens, and
+coordination task updates as the pathway tracks them."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
@@ -14,9 +13,9 @@ from google.protobuf.message import DecodeError
 from overgang.codec import CONTENT_TYPE_JSON, EPISODE_ID
 from overgang.v1 import coordination_pb2, events_pb2, pathway_pb2
 from overgang.vocabulary import Stage
-from pathway.domain.state_machine import PathwayState, Step
+from pathway.domain.state_machine import Step
 from pathway.domain.tasks import TaskReport
-from pathway.models import PathwayRow, aware
+from pathway.models import PathwayRow, aware, history_of, needs_of
 
 PATHWAY_EVENT_CONTENT_TYPE = b"application/x-protobuf; messageType=overgang.v1.PathwayEvent"
 
@@ -53,25 +52,6 @@ def division_name(value: events_pb2.Division.ValueType) -> str:
 
 
 # -------------------------------------------------------------------- projection
-def needs_json(state: PathwayState) -> str:
-    return json.dumps([n.value for n in state.needs])
-
-
-def history_json(state: PathwayState) -> str:
-    return json.dumps(
-        [
-            {
-                "from": h.from_stage.value if h.from_stage else None,
-                "to": h.to_stage.value,
-                "at": h.at.isoformat(),
-                "cause": h.cause_id,
-                "reason": h.reason,
-            }
-            for h in state.history
-        ]
-    )
-
-
 def to_proto(row: PathwayRow, units: list[str]) -> pathway_pb2.Pathway:
     msg = pathway_pb2.Pathway(
         episode_id=row.episode_id,
@@ -79,19 +59,19 @@ def to_proto(row: PathwayRow, units: list[str]) -> pathway_pb2.Pathway:
         municipality=row.municipality,
         division=division_proto(row.division),
         patient_pseudonym=row.patient_pseudonym,
-        needs=[events_pb2.Need.Value(n) for n in json.loads(row.needs_json)],
+        needs=[events_pb2.Need.Value(n.value) for n in needs_of(row)],
         units=sorted(units),
         her_id=row.her_id,
     )
     msg.updated_at.FromDatetime(aware(row.updated_at).astimezone(dt.UTC))
-    for entry in json.loads(row.history_json):
+    for entry in history_of(row):
         change = msg.history.add(
-            from_stage=stage_proto(Stage(entry["from"]) if entry["from"] else None),
-            to_stage=stage_proto(Stage(entry["to"])),
-            cause_event_id=entry["cause"],
-            reason=entry["reason"],
+            from_stage=stage_proto(entry.from_stage),
+            to_stage=stage_proto(entry.to_stage),
+            cause_event_id=entry.cause_id,
+            reason=entry.reason,
         )
-        change.at.FromDatetime(dt.datetime.fromisoformat(entry["at"]).astimezone(dt.UTC))
+        change.at.FromDatetime(entry.at.astimezone(dt.UTC))
     return msg
 
 

@@ -6,25 +6,29 @@
 * `pathway_task`: the latest version of each coordination task of an episode.
 * `pathway`: the projection (stage, needs, history), recomputed by the pure fold.
 * `outbox`: shared `overgang.sql.outbox.OutboxRow`.
+
+And how a row maps to the domain and back (needs and history are stored as JSON).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from dataclasses import asdict
+from typing import Any
 
 from sqlalchemy import LargeBinary, MetaData
 from sqlmodel import Column, Field, SQLModel
 
+from overgang.events import Need
 from overgang.sql.outbox import OutboxRow
+from overgang.vocabulary import Stage
+from pathway.domain.state_machine import HistoryEntry, PathwayState
+from pathway.domain.tasks import TaskReport
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def aware(stamp: dt.datetime) -> dt.datetime:
-    """A datetime as read back from a row: SQLite drops the zone of what was UTC."""
-    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.UTC)
 
 
 class PatientRow(SQLModel, table=True):
@@ -81,6 +85,80 @@ class PathwayRow(SQLModel, table=True):
     updated_at: dt.datetime = Field(default_factory=_now)
 
 
+# ------------------------------------------------------------------- rows <-> domain
+def aware(stamp: dt.datetime) -> dt.datetime:
+    """A datetime as read back from a row: SQLite drops the zone of what was UTC."""
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.UTC)
+
+
+def task_of(row: TaskRow) -> TaskReport:
+    return TaskReport(
+        task_id=row.task_id,
+        episode_id=row.episode_id,
+        unit=row.unit,
+        kind=row.kind,
+        status=row.status,
+        version=row.version,
+        updated_at=aware(row.updated_at),
+    )
+
+
+def needs_of(row: PathwayRow) -> tuple[Need, ...]:
+    return tuple(Need(n) for n in json.loads(row.needs_json))
+
+
+def history_of(row: PathwayRow) -> tuple[HistoryEntry, ...]:
+    return tuple(
+        HistoryEntry(
+            from_stage=Stage(entry["from"]) if entry["from"] else None,
+            to_stage=Stage(entry["to"]),
+            at=dt.datetime.fromisoformat(entry["at"]),
+            cause_id=entry["cause"],
+            reason=entry["reason"],
+        )
+        for entry in json.loads(row.history_json)
+    )
+
+
+def pathway_row(
+    state: PathwayState, pseudonym: str, now: dt.datetime, row: PathwayRow | None = None
+) -> PathwayRow:
+    """`row` (a new one if None) holding `state`; an empty `pseudonym` keeps the row's."""
+    history = [
+        {
+            "from": h.from_stage.value if h.from_stage else None,
+            "to": h.to_stage.value,
+            "at": h.at.isoformat(),
+            "cause": h.cause_id,
+            "reason": h.reason,
+        }
+        for h in state.history
+    ]
+    values: dict[str, Any] = {
+        "episode_id": state.episode_id,
+        "her_id": state.her_id,
+        "stage": state.stage.value,
+        "municipality": state.municipality,
+        "division": state.division.value if state.division else "",
+        "needs_json": json.dumps([n.value for n in state.needs]),
+        "history_json": json.dumps(history),
+        "patient_pseudonym": pseudonym or (row.patient_pseudonym if row else ""),
+        "updated_at": now,
+    }
+    if row is None:
+        return PathwayRow(**values)
+    row.sqlmodel_update(values)
+    return row
+
+
+def task_row(task: TaskReport, row: TaskRow | None = None) -> TaskRow:
+    """`row` (a new one if None) holding `task`."""
+    if row is None:
+        return TaskRow(**asdict(task))
+    row.sqlmodel_update(asdict(task))
+    return row
+
+
 TABLE_NAMES = ("outbox", "patient", "pathway_event_log", "pathway_task", "pathway")
 
 
@@ -100,5 +178,10 @@ __all__ = [
     "PatientRow",
     "TaskRow",
     "aware",
+    "history_of",
+    "needs_of",
     "pathway_metadata",
+    "pathway_row",
+    "task_of",
+    "task_row",
 ]

@@ -21,8 +21,8 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy import Engine, or_
 from sqlalchemy.exc import IntegrityError
@@ -35,20 +35,13 @@ from overgang.logging import get_logger
 from overgang.sql.outbox import enqueue
 from overgang.v1 import pathway_pb2
 from overgang.vocabulary import Stage
-from pathway import convert
+from pathway import convert, models
 from pathway.domain.national_id import NationalId
 from pathway.domain.patient import episode_patient
 from pathway.domain.pseudonym import pseudonymise
 from pathway.domain.state_machine import Fold, IllegalTransition, PathwayInput, fold
-from pathway.domain.tasks import (
-    OPEN_STATUSES,
-    CompletionIsFinal,
-    TaskReport,
-    completion,
-    task_input_id,
-    track,
-)
-from pathway.models import EventLogRow, PathwayRow, PatientRow, TaskRow, aware
+from pathway.domain.tasks import OPEN_STATUSES, CompletionIsFinal, TaskReport, completion, track
+from pathway.models import EventLogRow, PathwayRow, PatientRow, TaskRow
 
 log = get_logger(__name__)
 
@@ -85,22 +78,21 @@ class ListFilter:
     her_id: str = ""
 
 
-def _report(row: TaskRow) -> TaskReport:
-    return TaskReport(
-        task_id=row.task_id,
-        episode_id=row.episode_id,
-        unit=row.unit,
-        kind=row.kind,
-        status=row.status,
-        version=row.version,
-        updated_at=aware(row.updated_at),
-    )
+Source = EventLogRow | TaskRow  # the row an input of the fold is recorded in
 
 
-def _inputs(logs: Sequence[EventLogRow], tasks: Sequence[TaskRow]) -> list[PathwayInput]:
-    """Every recorded input of an episode, for the fold: events and task completions."""
-    done = (completion(_report(t)) for t in tasks)
-    return [*(decode_event(r.payload) for r in logs), *(c for c in done if c is not None)]
+def _inputs(
+    logs: Sequence[EventLogRow], tasks: Sequence[TaskRow]
+) -> tuple[list[PathwayInput], dict[str, Source]]:
+    """Every recorded input of an episode for the fold (events and task completions), and
+    the row of each by event id."""
+    inputs: list[PathwayInput] = [decode_event(r.payload) for r in logs]
+    sources: dict[str, Source] = {r.event_id: r for r in logs}
+    for task in tasks:
+        if (done := completion(models.task_of(task))) is not None:
+            inputs.append(done)
+            sources[done.event_id] = task
+    return inputs, sources
 
 
 class PathwayStore:
@@ -232,7 +224,8 @@ class PathwayStore:
                     patient or PatientRow(pseudonym=pseudonym, national_id=national_id.value)
                 )
 
-            result = fold([*_inputs(logs, tasks), event])
+            inputs, sources = _inputs(logs, tasks)
+            result = fold([*inputs, event])
             step = result.step_for(event.event_id)
             assert step is not None
             if step.rejected is not None and intake:
@@ -250,8 +243,8 @@ class PathwayStore:
             if intake:
                 headers = [("content-type", CONTENT_TYPE_PROTO)]
                 enqueue(session, HOSPITAL_EVENTS, event.episode_id.encode(), payload, headers)
-            logs.append(new_log)
-            announced, pathway = self._project(session, row, result, logs, tasks, pseudonym)
+            sources[event.event_id] = new_log
+            announced, pathway = self._project(session, row, result, sources, pseudonym)
             return Recorded(False, pathway, announced, skipped=step.rejected)
 
         return self._write(work)
@@ -263,21 +256,21 @@ class PathwayStore:
         def work(session: Session) -> Recorded:
             stored = session.get(TaskRow, report.task_id, with_for_update=True)
             try:
-                task = track(_report(stored) if stored is not None else None, report)
+                task = track(models.task_of(stored) if stored is not None else None, report)
             except CompletionIsFinal:
                 log.warning("pathway.task_reopened_ignored", task_id=report.task_id)
                 return Recorded(duplicate=True)
             if task is None:
                 return Recorded(duplicate=True)
-            values = asdict(task)
-            stored = stored.sqlmodel_update(values) if stored is not None else TaskRow(**values)
+            stored = models.task_row(task, stored)
             session.add(stored)
             session.flush()
             if (done := completion(task)) is None:
                 return Recorded(duplicate=False)
             row, logs, tasks = self._episode(session, report.episode_id)
-            result = fold(_inputs(logs, tasks))
-            announced, pathway = self._project(session, row, result, logs, tasks)
+            inputs, sources = _inputs(logs, tasks)
+            result = fold(inputs)
+            announced, pathway = self._project(session, row, result, sources)
             step = result.step_for(done.event_id)
             skipped = step.rejected if step is not None else None
             return Recorded(False, pathway, announced, skipped=skipped)
@@ -300,31 +293,17 @@ class PathwayStore:
         session: Session,
         row: PathwayRow | None,
         result: Fold,
-        logs: Sequence[EventLogRow],
-        tasks: Sequence[TaskRow],
+        sources: dict[str, Source],
         pseudonym: str = "",
     ) -> tuple[list[pathway_pb2.PathwayEvent], pathway_pb2.Pathway | None]:
         """Write the folded state and why each skipped input is skipped, and announce every
         accepted, not yet announced input (none is accepted when there is no state)."""
         pathway: pathway_pb2.Pathway | None = None
         if (state := result.state) is not None:
-            values: dict[str, Any] = {
-                "episode_id": state.episode_id,
-                "her_id": state.her_id,
-                "stage": state.stage.value,
-                "municipality": state.municipality,
-                "division": state.division.value if state.division else "",
-                "needs_json": convert.needs_json(state),
-                "history_json": convert.history_json(state),
-                "patient_pseudonym": pseudonym or (row.patient_pseudonym if row else ""),
-                "updated_at": dt.datetime.now(dt.UTC),
-            }
-            row = row.sqlmodel_update(values) if row is not None else PathwayRow(**values)
+            row = models.pathway_row(state, pseudonym, dt.datetime.now(dt.UTC), row)
             session.add(row)
             session.flush()
             pathway = self._pathway(session, row)
-        sources: dict[str, EventLogRow | TaskRow] = {r.event_id: r for r in logs}
-        sources.update({task_input_id(t.task_id): t for t in tasks})
         headers = [("content-type", convert.PATHWAY_EVENT_CONTENT_TYPE)]
         announced: list[pathway_pb2.PathwayEvent] = []
         for step in result.steps:
