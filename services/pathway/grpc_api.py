@@ -9,25 +9,23 @@ from typing import Any, NoReturn
 
 import grpc
 
-from overgang.codec import EPISODE_ID, MUNICIPALITY, InvalidEvent, event_from_proto
-from overgang.events import MUNICIPAL_KINDS, EpisodeEvent
+from overgang.codec import EPISODE_ID
+from overgang.events import EpisodeEvent
 from overgang.grpc.auth import Authenticator, Role
 from overgang.grpc.errors import FieldViolation, abort_invalid
 from overgang.logging import get_logger
-from overgang.v1 import events_pb2, pathway_pb2, pathway_pb2_grpc
-from overgang.vocabulary import Stage
-from pathway.convert import decode_page_token
+from overgang.v1 import pathway_pb2, pathway_pb2_grpc
+from pathway.convert import division_name, stage_of
 from pathway.domain.national_id import InvalidNationalId, NationalId, validate_national_id
 from pathway.domain.patient import PatientProblem, episode_patient
 from pathway.domain.state_machine import IllegalTransition
 from pathway.store import EventIdConflict, ListFilter, PathwayStore
+from pathway.validation import event_violations, list_violations
 from pathway.watch import Broadcaster
 
 log = get_logger(__name__)
 
 SERVICE_NAME = "overgang.v1.PathwayService"
-MAX_FUTURE = dt.timedelta(minutes=5)
-MAX_REPAIRS = 20
 Context = Any  # grpc.aio.ServicerContext (untyped library)
 
 
@@ -47,86 +45,6 @@ def _may_read(_role: Role) -> bool:
 
 def _owns(role: Role, episode_id: str) -> bool:
     return role.name != "hospital" or episode_id.startswith(f"{role.scope}:")
-
-
-def _repair(msg: events_pb2.Event, path: str) -> bool:
-    """Make the field `event_from_proto` complained about valid, so the next pass finds
-    the next problem: every violation is reported at once, with the codec's own rules."""
-    if path == "eventId":
-        msg.event_id = "placeholder"
-    elif path == "episodeId":
-        msg.episode_id = "0:placeholder"
-    elif path == "occurredAt":
-        msg.occurred_at.GetCurrentTime()
-    elif path == "municipality":
-        msg.municipality = "0000"
-    elif path == "division":
-        msg.division = events_pb2.SOMATIC
-    elif path == "payload":
-        msg.admitted.SetInParent()
-    elif path.startswith("admissionNotified.expectedNeeds"):
-        _drop_unspecified(msg.admission_notified.expected_needs)
-    elif path.startswith("dischargeReadyNotified.needs"):
-        _drop_unspecified(msg.discharge_ready_notified.needs)
-    elif path == "dischargeReadyNotified.readyAt":
-        msg.discharge_ready_notified.ready_at.CopyFrom(msg.occurred_at)
-    elif path == "municipalityAnswered.expectedReadyDate":
-        msg.municipality_answered.expected_ready_date = ""
-    elif path == "discharged.destination":
-        msg.discharged.destination = events_pb2.Discharged.HOME
-    else:
-        return False
-    return True
-
-
-def _drop_unspecified(values: Any) -> None:
-    kept = [v for v in values if v != events_pb2.NEED_UNSPECIFIED]
-    del values[:]
-    values.extend(kept)
-
-
-def event_violations(
-    msg: events_pb2.Event, municipalities: Mapping[str, str], now: dt.datetime
-) -> tuple[list[FieldViolation], EpisodeEvent | None]:
-    """All violations of a submitted event (paths under `event.`), or the valid event."""
-    violations: list[FieldViolation] = []
-    work = events_pb2.Event()
-    work.CopyFrom(msg)
-    event: EpisodeEvent | None = None
-    for _ in range(MAX_REPAIRS):
-        try:
-            event = event_from_proto(work)
-            break
-        except InvalidEvent as exc:
-            violations.append((f"event.{exc.field}", exc.reason))
-            if not _repair(work, exc.field):
-                break
-    flagged = {path for path, _ in violations}
-    if (
-        "event.municipality" not in flagged
-        and MUNICIPALITY.match(msg.municipality)
-        and msg.municipality not in municipalities
-    ):
-        violations.append(
-            ("event.municipality", f"{msg.municipality} is not a municipality this service serves")
-        )
-    if (
-        "event.occurredAt" not in flagged
-        and msg.HasField("occurred_at")
-        and msg.occurred_at.ToDatetime(tzinfo=dt.UTC) > now + MAX_FUTURE
-    ):
-        violations.append(("event.occurredAt", "is more than 5 minutes in the future"))
-    if event is not None and event.kind in MUNICIPAL_KINDS:
-        violations.append(
-            (f"event.{event.kind.value}", "is a municipal event: a hospital may not submit it")
-        )
-    return violations, (event if not violations else None)
-
-
-def _stage_filter(value: pathway_pb2.Stage.ValueType) -> Stage | None:
-    if value == pathway_pb2.STAGE_UNSPECIFIED:
-        return None
-    return Stage(pathway_pb2.Stage.Name(value).removeprefix("STAGE_"))
 
 
 class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[misc]
@@ -263,28 +181,14 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[
         self, request: pathway_pb2.ListPathwaysRequest, context: Context
     ) -> pathway_pb2.ListPathwaysResponse:
         role = await self.auth.require(context, _may_read, "read pathways")
-        violations: list[FieldViolation] = []
-        after = ""
-        if request.page_size < 0:
-            violations.append(("pageSize", "must not be negative"))
-        if request.page_token:
-            try:
-                after = decode_page_token(request.page_token)
-            except ValueError as exc:
-                violations.append(("pageToken", str(exc)))
-        if request.municipality and not MUNICIPALITY.match(request.municipality):
-            violations.append(("municipality", "must be a four-digit kommunenummer"))
+        violations, after = list_violations(request)
         if violations:
             await abort_invalid(context, violations)
         filters = ListFilter(
-            stage=_stage_filter(request.stage),
+            stage=stage_of(request.stage),
             municipality=request.municipality,
             unit=request.unit,
-            division=(
-                events_pb2.Division.Name(request.division)
-                if request.division != events_pb2.DIVISION_UNSPECIFIED
-                else ""
-            ),
+            division=division_name(request.division),
             her_id=role.scope if role.name == "hospital" else "",
         )
         pathways, token = await asyncio.to_thread(
