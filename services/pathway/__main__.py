@@ -9,8 +9,8 @@ import sys
 from overgang.config import load_settings
 from overgang.grpc.server import install_shutdown_handlers
 from overgang.logging import configure_logging
-from pathway.runtime import PathwayApp
-from pathway.worker import GROUP_ID
+from pathway.runtime import PathwayRuntime
+from pathway.streams import GROUP_ID
 
 
 async def serve() -> int:
@@ -18,16 +18,16 @@ async def serve() -> int:
     stop = asyncio.Event()
     install_shutdown_handlers(stop)
     settings = load_settings()
-    app = PathwayApp(settings, group_id=GROUP_ID + settings.app_id_suffix)
-    await app.start()
-    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(app.failed.wait())]
+    runtime = PathwayRuntime(settings, group_id=GROUP_ID + settings.app_id_suffix)
+    await runtime.start()
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(runtime.failed.wait())]
     try:
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiting in waits:
             waiting.cancel()
-        await app.stop()
-    return 1 if app.failed.is_set() else 0
+        await runtime.stop()
+    return 1 if runtime.failed.is_set() else 0
 
 
 def main() -> None:

@@ -23,14 +23,15 @@ from overgang.v1 import pathway_pb2_grpc
 from pathway.grpc_api import SERVICE_NAME, PathwayServicer
 from pathway.municipalities import load_municipalities
 from pathway.store import PathwayStore
+from pathway.streams import GROUP_ID, PathwayStreams
 from pathway.watch import Broadcaster
-from pathway.worker import GROUP_ID, PathwayConsumer
+from pathway.worker import PathwayWorker
 
 log = get_logger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-class PathwayApp:
+class PathwayRuntime:
     """`kafka=False` runs gRPC + SQL only (no topics, consumer or relay): for tests."""
 
     def __init__(
@@ -52,8 +53,11 @@ class PathwayApp:
         self.broadcaster = Broadcaster()
         self.engine = make_engine(self.settings.database_url)
         self.store = PathwayStore(self.engine, self.settings.pseudonym_key)
+        self.worker = PathwayWorker(
+            self.store, self.municipalities, self.broadcaster, on_commit=self._notify
+        )
         self.relay: OutboxRelay | None = None
-        self.consumer: PathwayConsumer | None = None
+        self.streams: PathwayStreams | None = None
         self.server: GrpcServer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         # Set when a background loop (consumer, relay) dies: the process should exit.
@@ -92,17 +96,14 @@ class PathwayApp:
             self.relay = OutboxRelay(self.engine, self.settings.kafka_bootstrap)
             await self.relay.start()
             self._spawn(self.relay.run(), "outbox-relay")
-            self.consumer = PathwayConsumer(
-                self.store,
+            self.streams = PathwayStreams(
                 self.settings,
-                self.municipalities,
-                self.broadcaster,
-                self._notify,
+                self.worker,
                 group_id=self.group_id,
                 auto_offset_reset=self.auto_offset_reset,
             )
-            await self.consumer.start()
-            self._spawn(self.consumer.run(), "pathway-consumer")
+            await self.streams.start()
+            self._spawn(self.streams.run(), "pathway-consumer")
         servicer = PathwayServicer(
             self.store,
             auth,
@@ -129,8 +130,8 @@ class PathwayApp:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        if self.consumer is not None:
-            await self.consumer.stop()
+        if self.streams is not None:
+            await self.streams.stop()
         if self.relay is not None:
             try:  # publish what the last requests committed
                 await asyncio.wait_for(self.relay.publish_pending(), timeout=grace)

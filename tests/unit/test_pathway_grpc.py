@@ -19,7 +19,7 @@ from overgang.grpc.auth import bearer
 from overgang.grpc.errors import field_violations
 from overgang.v1 import events_pb2, pathway_pb2, pathway_pb2_grpc
 from pathway.domain.national_id import with_check_digits
-from pathway.runtime import PathwayApp
+from pathway.runtime import PathwayRuntime
 
 HER = "81234"
 TOKENS = {
@@ -53,7 +53,7 @@ class Server:
             auth_tokens=AUTH,
             pseudonym_key="test-key",
         )
-        self.app = PathwayApp(settings, grpc_address="127.0.0.1:0", kafka=False)
+        self.runtime = PathwayRuntime(settings, grpc_address="127.0.0.1:0", kafka=False)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
@@ -62,11 +62,11 @@ class Server:
 
     def __enter__(self) -> Server:
         self.thread.start()
-        self.call(self.app.start())
+        self.call(self.runtime.start())
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.call(self.app.stop(grace=0.5))
+        self.call(self.runtime.stop(grace=0.5))
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
 
@@ -79,7 +79,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 @pytest.fixture
 def stub(server: Server) -> Iterator[pathway_pb2_grpc.PathwayServiceStub]:
-    with grpc.insecure_channel(f"127.0.0.1:{server.app.port}") as channel:
+    with grpc.insecure_channel(f"127.0.0.1:{server.runtime.port}") as channel:
         yield pathway_pb2_grpc.PathwayServiceStub(channel)
 
 
@@ -389,10 +389,10 @@ def test_a_cancelled_watch_is_unsubscribed(server: Server, stub: Any) -> None:
     stream.initial_metadata()
     stream.cancel()
     for _ in range(100):
-        if server.app.broadcaster.subscribers == 0:
+        if server.runtime.broadcaster.subscribers == 0:
             break
         threading.Event().wait(0.05)
-    assert server.app.broadcaster.subscribers == 0
+    assert server.runtime.broadcaster.subscribers == 0
 
 
 def test_an_event_id_of_another_episode_is_a_field_violation(stub: Any) -> None:

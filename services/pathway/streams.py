@@ -1,0 +1,113 @@
+"""The Kafka wiring of the pathway service, kept thin: one aiokafka consumer of hospital
+events, municipal events and coordination task updates, handed record by record to
+`PathwayWorker`, and a producer for dead letters.
+
+Offsets are committed only after the records' SQL transactions committed, so a crash
+re-delivers and the redelivery is a no-op. The loop never stops on bad input (the worker
+dead-letters it); a record that fails otherwise (database down) is sought back to and
+retried after a pause, and so are the records after it in its partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from overgang.config import Settings
+from overgang.kafka.records import Headers
+from overgang.kafka.topics import COORDINATION_TASKS, DEAD_LETTER, HOSPITAL_EVENTS, MUNICIPAL_EVENTS
+from overgang.logging import get_logger
+from pathway.worker import PathwayWorker
+
+log = get_logger(__name__)
+
+GROUP_ID = "overgang-pathway"
+TOPICS = (HOSPITAL_EVENTS, MUNICIPAL_EVENTS, COORDINATION_TASKS)
+RETRY_SECONDS = 2.0
+
+
+class PathwayStreams:
+    def __init__(
+        self,
+        settings: Settings,
+        worker: PathwayWorker,
+        *,
+        group_id: str = GROUP_ID,
+        auto_offset_reset: str = "earliest",
+    ) -> None:
+        self.settings = settings
+        self.worker = worker
+        self.group_id = group_id
+        self.auto_offset_reset = auto_offset_reset
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self.ready = asyncio.Event()  # set once partitions are assigned
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap, acks="all", enable_idempotence=True
+        )
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            *TOPICS,
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=self.auto_offset_reset,
+            isolation_level="read_committed",
+        )
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def run(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None, "start() first"
+        while True:
+            try:
+                await self._poll_once(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # e.g. a commit refused during a rebalance: re-read
+                log.error("pathway.consumer_error", error=repr(exc))
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _poll_once(self, consumer: AIOKafkaConsumer) -> None:
+        batches = await consumer.getmany(timeout_ms=500, max_records=200)
+        if consumer.assignment():
+            self.ready.set()
+        for tp, records in batches.items():
+            done: int | None = None
+            for record in records:
+                try:
+                    await self.worker.handle(record, self.send_dead_letter)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # database down etc.: retry this record later
+                    log.error(
+                        "pathway.consume_failed",
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        offset=record.offset,
+                        error=repr(exc),
+                    )
+                    consumer.seek(tp, record.offset)
+                    await asyncio.sleep(RETRY_SECONDS)
+                    break
+                done = record.offset + 1
+            if done is not None:
+                # Only after the records' SQL transactions committed.
+                await consumer.commit({TopicPartition(tp.topic, tp.partition): done})
+
+    async def send_dead_letter(
+        self, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> None:
+        assert self._producer is not None, "start() first"
+        await self._producer.send_and_wait(DEAD_LETTER, value=value, key=key, headers=headers)
