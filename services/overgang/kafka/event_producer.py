@@ -4,11 +4,14 @@ episode id, protobuf binary, municipal answers on the municipal topic."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from kafka import KafkaProducer
 
 from overgang.codec import CONTENT_TYPE_PROTO, encode_event
+from overgang.config import Settings, load_settings
 from overgang.events import MUNICIPAL_KINDS, EpisodeEvent
+from overgang.kafka.security import kafka_python_security
 from overgang.kafka.topics import HOSPITAL_EVENTS, MUNICIPAL_EVENTS
 
 
@@ -16,8 +19,13 @@ def topic_for(event: EpisodeEvent) -> str:
     return MUNICIPAL_EVENTS if event.kind in MUNICIPAL_KINDS else HOSPITAL_EVENTS
 
 
-def produce_events(bootstrap: str, events: Iterable[EpisodeEvent]) -> int:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+def produce_events(
+    bootstrap: str, events: Iterable[EpisodeEvent], settings: Settings | None = None
+) -> int:
+    """TLS/SASL from `settings` (default: the environment's)."""
+    settings = replace(settings or load_settings(), kafka_bootstrap=bootstrap)
+    security = kafka_python_security(settings)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **security)
     try:
         count = 0
         for event in events:

@@ -8,9 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError
 
 from overgang.config import Settings
+from overgang.kafka.security import kafka_python_security
+from overgang.logging import get_logger
+
+log = get_logger(__name__)
 
 HOSPITAL_EVENTS = "overgang.hospital-events.v1"
 MUNICIPAL_EVENTS = "overgang.municipal-events.v1"
@@ -52,12 +56,19 @@ def declared_topics(settings: Settings, path: Path = TOPICS_FILE) -> list[TopicS
     return specs
 
 
+def admin_client(settings: Settings, client_id: str = "overgang-topics") -> KafkaAdminClient:
+    """A kafka-python admin client with the settings' TLS/SASL (close it when done)."""
+    return KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=client_id,
+        **kafka_python_security(settings),
+    )
+
+
 def ensure_topics(settings: Settings, names: list[str] | None = None) -> list[str]:
     """Create the declared topics that do not exist yet; returns those created."""
     specs = [s for s in declared_topics(settings) if names is None or s.name in names]
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, client_id="overgang-topics"
-    )
+    admin = admin_client(settings)
     try:
         existing = set(admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
@@ -77,6 +88,10 @@ def ensure_topics(settings: Settings, names: list[str] | None = None) -> list[st
                 created.append(spec.name)
             except TopicAlreadyExistsError:
                 pass  # another service won the race: fine
+            except TopicAuthorizationFailedError:
+                # With ACLs a service may create only its own topics; the others are
+                # another principal's (or ops') to create.
+                log.warning("topics.create_not_authorized", topic=spec.name)
         return created
     finally:
         admin.close()
@@ -84,9 +99,7 @@ def ensure_topics(settings: Settings, names: list[str] | None = None) -> list[st
 
 def partition_counts(settings: Settings, names: list[str]) -> dict[str, int]:
     """Partitions of existing topics (missing topics are left out)."""
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, client_id="overgang-topics"
-    )
+    admin = admin_client(settings)
     try:
         described = admin.describe_topics(names)
         return {t["name"]: len(t["partitions"]) for t in described if not t.get("error_code")}

@@ -8,12 +8,15 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+from dataclasses import replace
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import Engine, LargeBinary
 from sqlmodel import Column, Field, Session, SQLModel, select
 
+from overgang.config import Settings, load_settings
+from overgang.kafka.security import aiokafka_security
 from overgang.logging import get_logger
 
 log = get_logger(__name__)
@@ -50,10 +53,14 @@ def _headers(record: OutboxRow) -> list[tuple[str, bytes]]:
 class OutboxRelay:
     """Publishes unpublished rows in id order; wake it with `notify()` after a commit."""
 
-    def __init__(self, engine: Engine, bootstrap: str, batch: int = 200) -> None:
+    def __init__(
+        self, engine: Engine, bootstrap: str, batch: int = 200, settings: Settings | None = None
+    ) -> None:
+        """TLS/SASL from `settings` (default: the environment's)."""
         self.engine = engine
         self.bootstrap = bootstrap
         self.batch = batch
+        self.settings = replace(settings or load_settings(), kafka_bootstrap=bootstrap)
         self._wake = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
 
@@ -66,6 +73,7 @@ class OutboxRelay:
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
+            **aiokafka_security(self.settings),
         )
         await self._producer.start()
 
