@@ -85,7 +85,7 @@ class PathwayRuntime:
 
     async def start(self) -> None:
         await asyncio.to_thread(migrate, self.engine, MIGRATIONS)
-        auth = Authenticator(self.settings.auth_tokens)
+        auth = Authenticator.from_settings(self.settings)
         if not auth.enabled:
             log.warning(
                 "auth.disabled", detail="OVERGANG_AUTH_TOKENS is empty: every caller is ops"
