@@ -38,6 +38,14 @@ class Rejected(ValueError):
     """The record goes to the dead-letter topic with this reason."""
 
 
+def _noted(recorded: Recorded, skipped: str, **ids: str) -> Recorded:
+    """Log an input the fold skips as illegal in its place (stored; a later input may make
+    it legal)."""
+    if recorded.skipped:
+        log.warning(skipped, **ids, reason=recorded.skipped)
+    return recorded
+
+
 class PathwayWorker:
     def __init__(
         self,
@@ -66,23 +74,24 @@ class PathwayWorker:
 
     async def apply(self, record: ConsumedRecord) -> Recorded:
         """Decode, check and record one record; raises `Rejected` for bad input."""
-        record_type = content_type(headers_of(record.headers))
         if record.topic == COORDINATION_TASKS:
-            try:
-                report = decode_task_update(record.value, record_type, self.clock())
-            except InvalidTask as exc:
-                raise Rejected(str(exc)) from None
-            recorded = await asyncio.to_thread(self.store.record_task, report)
-            if recorded.skipped:
-                log.warning(
-                    "pathway.task_skipped",
-                    task_id=report.task_id,
-                    episode_id=report.episode_id,
-                    reason=recorded.skipped,
-                )
-            return recorded
+            return await self._apply_task(record)
+        return await self._apply_event(record)
+
+    async def _apply_task(self, record: ConsumedRecord) -> Recorded:
+        record_type = content_type(headers_of(record.headers))
         try:
-            event = decode_event(record.value, record_type)
+            report = decode_task_update(record.value, record_type, self.clock())
+        except InvalidTask as exc:
+            raise Rejected(str(exc)) from None
+        recorded = await asyncio.to_thread(self.store.record_task, report)
+        ids = {"task_id": report.task_id, "episode_id": report.episode_id}
+        return _noted(recorded, "pathway.task_skipped", **ids)
+
+    async def _apply_event(self, record: ConsumedRecord) -> Recorded:
+        """A hospital or municipal event, on its own topic, keyed by its episode."""
+        try:
+            event = decode_event(record.value, content_type(headers_of(record.headers)))
         except InvalidEvent as exc:
             raise Rejected(f"{exc.field}: {exc.reason}") from None
         except ValueError as exc:  # e.g. an enum number this version does not know
@@ -100,11 +109,5 @@ class PathwayWorker:
             recorded = await asyncio.to_thread(self.store.record_event, event, source=record.topic)
         except EventIdConflict as exc:
             raise Rejected(f"eventId {exc}") from None
-        if recorded.skipped:
-            log.warning(
-                "pathway.event_skipped",
-                event_id=event.event_id,
-                episode_id=event.episode_id,
-                reason=recorded.skipped,
-            )
-        return recorded
+        ids = {"event_id": event.event_id, "episode_id": event.episode_id}
+        return _noted(recorded, "pathway.event_skipped", **ids)
