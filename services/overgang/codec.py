@@ -2,44 +2,52 @@
 
 Everything entering the system passes `event_from_proto`, so gRPC intake, Kafka
 consumers and `overgang replay` reject the same things for the same reasons.
+
+A bad record (invalid UTF-8, a JSON array, an unknown enum number, a wrong type, a huge
+number...) raises `InvalidEvent(field, reason)` and nothing else. Reasons name the field
+and the rule, never the value: it may be a national id, and error texts reach logs and
+dead letters. An `eventId` or `episodeId` holding a valid national id is refused.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import DecodeError
+from google.protobuf.timestamp_pb2 import Timestamp
 
-from overgang.events import (
-    Destination,
-    Division,
-    EpisodeEvent,
-    EventKind,
-    Need,
-)
+from overgang.events import Destination, Division, EpisodeEvent, EventKind, Need
+from overgang.national_ids import contains_national_id
 from overgang.v1 import events_pb2
 
-EPISODE_ID = re.compile(r"^(\d{1,9}):([A-Za-z0-9._-]{1,64})$")
-EVENT_ID = re.compile(r"^[A-Za-z0-9._:@/-]{1,128}$")
-MUNICIPALITY = re.compile(r"^\d{4}$")
+E = TypeVar("E", bound=StrEnum)
+
+EPISODE_ID = re.compile(r"^(\d{1,9}):([A-Za-z0-9._-]{1,64})\Z", re.ASCII)
+EVENT_ID = re.compile(r"^[A-Za-z0-9._:@/-]{1,128}\Z", re.ASCII)
+MUNICIPALITY = re.compile(r"^\d{4}\Z", re.ASCII)
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z", re.ASCII)
 CONTENT_TYPE_PROTO = b"application/x-protobuf; messageType=overgang.v1.Event"
 CONTENT_TYPE_JSON = b"application/json"
+# Event times the clock can reason about; anything else is a broken record.
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)",
+    re.ASCII,
+)
+# A field name that may be echoed in an error (never digits only, never a national id).
+_ECHOABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}", re.ASCII)
 
-# Proto field name of the oneof payload -> domain kind.
-_PAYLOAD_KIND = {
-    "admitted": EventKind.ADMITTED,
-    "admission_notified": EventKind.ADMISSION_NOTIFIED,
-    "discharge_ready_notified": EventKind.DISCHARGE_READY_NOTIFIED,
-    "discharge_ready_withdrawn": EventKind.DISCHARGE_READY_WITHDRAWN,
-    "municipality_answered": EventKind.MUNICIPALITY_ANSWERED,
-    "service_ready": EventKind.SERVICE_READY,
-    "discharged": EventKind.DISCHARGED,
-    "died": EventKind.DIED,
-    "cooperation_meeting_held": EventKind.COOPERATION_MEETING_HELD,
-}
+# Proto field name of the oneof payload -> domain kind (its value is the JSON name).
+_PAYLOAD = events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"]
+_PAYLOAD_KIND = {field.name: EventKind(field.json_name) for field in _PAYLOAD.fields}
 _KIND_PAYLOAD = {kind: name for name, kind in _PAYLOAD_KIND.items()}
 
 
@@ -58,35 +66,66 @@ def _timestamp(
     if not msg.HasField(name):  # type: ignore[arg-type]
         raise InvalidEvent(path, "is required (RFC 3339 timestamp with offset)")
     stamp = getattr(msg, name)
+    seconds, nanos = stamp.seconds, stamp.nanos
+    if not (EARLIEST.timestamp() <= seconds < LATEST.timestamp() and 0 <= nanos < 10**9):
+        raise InvalidEvent(path, "must lie in the years 2000 to 2099")
     return stamp.ToDatetime(tzinfo=dt.UTC)  # type: ignore[no-any-return]
+
+
+def _enum(number: int, descriptor: EnumDescriptor, kind: type[E], path: str) -> E:
+    """The domain value of a proto enum number; unspecified and unknown numbers (an open
+    proto3 enum keeps them) are this field's error."""
+    names = [n for n in kind.__members__ if n in descriptor.values_by_name]
+    value = descriptor.values_by_number.get(number)
+    if number == 0:
+        raise InvalidEvent(path, f"is required: one of {', '.join(names)}")
+    if value is None or value.name not in kind.__members__:
+        raise InvalidEvent(path, f"is not a known value: one of {', '.join(names)}")
+    return kind(value.name)
 
 
 def _needs(values: Sequence[int], path: str) -> tuple[Need, ...]:
     needs: list[Need] = []
     for i, value in enumerate(values):
-        if value == events_pb2.NEED_UNSPECIFIED:
-            raise InvalidEvent(f"{path}[{i}]", "is unspecified")
-        need = Need(events_pb2.Need.Name(value))  # type: ignore[arg-type]
+        need = _enum(value, events_pb2.Need.DESCRIPTOR, Need, f"{path}[{i}]")
         if need not in needs:
             needs.append(need)
     return tuple(needs)
 
 
+def _date(text: str, path: str) -> dt.date | None:
+    if not text:
+        return None
+    try:
+        if not DATE.match(text):
+            raise ValueError
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InvalidEvent(path, "must be a date YYYY-MM-DD") from None
+
+
+def _identifier(value: str, pattern: re.Pattern[str], path: str, rule: str) -> None:
+    if not pattern.match(value):
+        raise InvalidEvent(path, rule)
+    if contains_national_id(value):
+        raise InvalidEvent(path, "must not contain a national id (fødselsnummer or D-number)")
+
+
 def event_from_proto(msg: events_pb2.Event) -> EpisodeEvent:
-    if not EVENT_ID.match(msg.event_id):
-        raise InvalidEvent("eventId", "is required: 1-128 characters of [A-Za-z0-9._:@/-]")
-    if not EPISODE_ID.match(msg.episode_id):
-        raise InvalidEvent("episodeId", "must be '<HER-id digits>:<local episode number>'")
+    _identifier(
+        msg.event_id, EVENT_ID, "eventId", "is required: 1-128 characters of [A-Za-z0-9._:@/-]"
+    )
+    _identifier(
+        msg.episode_id, EPISODE_ID, "episodeId", "must be '<HER-id digits>:<local episode number>'"
+    )
     occurred_at = _timestamp(msg, "occurred_at", "occurredAt")
     if not MUNICIPALITY.match(msg.municipality):
         raise InvalidEvent("municipality", "must be a four-digit kommunenummer")
-    if msg.division == events_pb2.DIVISION_UNSPECIFIED:
-        raise InvalidEvent("division", "must be SOMATIC, MENTAL_HEALTH or SUBSTANCE_USE")
-    division = Division(events_pb2.Division.Name(msg.division))
+    division = _enum(msg.division, events_pb2.Division.DESCRIPTOR, Division, "division")
     payload = msg.WhichOneof("payload")
     if payload is None:
         raise InvalidEvent(
-            "payload", f"exactly one of {', '.join(sorted(_json_names()))} is required"
+            "payload", f"exactly one of {', '.join(sorted(k.value for k in EventKind))} is required"
         )
     kind = _PAYLOAD_KIND[payload]
     base = {
@@ -111,35 +150,21 @@ def event_from_proto(msg: events_pb2.Event) -> EpisodeEvent:
         return EpisodeEvent(**base, ready_at=ready_at, needs=needs)  # type: ignore[arg-type]
     if kind is EventKind.MUNICIPALITY_ANSWERED:
         body_a = msg.municipality_answered
-        expected: dt.date | None = None
-        if body_a.expected_ready_date:
-            try:
-                expected = dt.date.fromisoformat(body_a.expected_ready_date)
-            except ValueError:
-                raise InvalidEvent(
-                    "municipalityAnswered.expectedReadyDate", "must be a date YYYY-MM-DD"
-                ) from None
-            if len(body_a.expected_ready_date) != 10:
-                raise InvalidEvent(
-                    "municipalityAnswered.expectedReadyDate", "must be a date YYYY-MM-DD"
-                )
+        expected = _date(body_a.expected_ready_date, "municipalityAnswered.expectedReadyDate")
         return EpisodeEvent(
             **base,  # type: ignore[arg-type]
             can_receive=body_a.can_receive,
             expected_ready_date=expected,
         )
     if kind is EventKind.DISCHARGED:
-        value = msg.discharged.destination
-        if value == events_pb2.Discharged.DESTINATION_UNSPECIFIED:
-            raise InvalidEvent("discharged.destination", "is required")
-        destination = Destination(events_pb2.Discharged.Destination.Name(value))
+        destination = _enum(
+            msg.discharged.destination,
+            events_pb2.Discharged.Destination.DESCRIPTOR,
+            Destination,
+            "discharged.destination",
+        )
         return EpisodeEvent(**base, destination=destination)  # type: ignore[arg-type]
     return EpisodeEvent(**base)  # type: ignore[arg-type]
-
-
-def _json_names() -> list[str]:
-    descriptor = events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"]
-    return [field.json_name for field in descriptor.fields]
 
 
 def event_to_proto(event: EpisodeEvent) -> events_pb2.Event:
@@ -169,13 +194,99 @@ def event_to_proto(event: EpisodeEvent) -> events_pb2.Event:
     return msg
 
 
-def parse_event_json(text: str) -> EpisodeEvent:
-    """One line of the replay format (proto3 JSON mapping of `Event`)."""
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _check_object(value: Any, descriptor: Descriptor, path: str) -> None:
+    """`value` follows the proto3 JSON mapping of `descriptor`, checked before protobuf
+    parses it, so that every error names a field and a rule (protobuf's own messages
+    quote the offending value)."""
+    if not isinstance(value, dict):
+        raise InvalidEvent(path or "$", "must be a JSON object")
+    fields = {f.json_name: f for f in descriptor.fields} | {f.name: f for f in descriptor.fields}
+    present: set[str] = set()
+    for key, item in value.items():
+        field = fields.get(key)
+        if field is None:
+            if _ECHOABLE_NAME.fullmatch(key) and not contains_national_id(key):
+                raise InvalidEvent(_join(path, key), f"is not a field of {descriptor.name}")
+            raise InvalidEvent(path or "$", f"has a key that is not a field of {descriptor.name}")
+        where = _join(path, field.json_name)
+        if item is None:
+            continue  # proto3 JSON: null is the default value
+        if field.name in present:
+            raise InvalidEvent(where, "is given twice")
+        present.add(field.name)
+        if field.is_repeated:
+            if not isinstance(item, list):
+                raise InvalidEvent(where, "must be a list")
+            for i, element in enumerate(item):
+                _check_value(element, field, f"{where}[{i}]")
+        else:
+            _check_value(item, field, where)
+    for oneof in descriptor.oneofs:
+        chosen = [f for f in oneof.fields if f.name in present]
+        if len(chosen) > 1:
+            names = ", ".join(f.json_name for f in chosen)
+            raise InvalidEvent(_join(path, oneof.name), f"exactly one is allowed, got {names}")
+
+
+def _check_value(item: Any, field: FieldDescriptor, path: str) -> None:
+    if field.message_type is Timestamp.DESCRIPTOR:
+        try:
+            if not (isinstance(item, str) and RFC3339.fullmatch(item)):
+                raise ValueError
+            Timestamp().FromJsonString(item)
+        except (ValueError, OverflowError):
+            raise InvalidEvent(
+                path, "must be an RFC 3339 timestamp with offset, e.g. 2024-03-04T10:00:00+01:00"
+            ) from None
+    elif field.message_type is not None:
+        _check_object(item, field.message_type, path)
+    elif field.enum_type is not None:
+        values = field.enum_type.values_by_name
+        known = isinstance(item, str) and item in values
+        if not known and not (type(item) is int and item in field.enum_type.values_by_number):
+            names = ", ".join(n for n, v in values.items() if v.number != 0)
+            raise InvalidEvent(path, f"must be one of {names}")
+    elif field.type == FieldDescriptor.TYPE_BOOL:
+        if not isinstance(item, bool):
+            raise InvalidEvent(path, "must be true or false")
+    elif field.type == FieldDescriptor.TYPE_STRING:
+        if not isinstance(item, str):
+            raise InvalidEvent(path, "must be a string")
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidEvent(path, "is not valid Unicode text") from None
+    else:  # pragma: no cover - Event has no other field types
+        raise InvalidEvent(path, "has a type this decoder does not read")
+
+
+def parse_event_json(text: str | bytes) -> EpisodeEvent:
+    """One line of the replay format (proto3 JSON mapping of `Event`), as text or bytes."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidEvent("$", "is not valid UTF-8") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidEvent("$", f"is not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except (ValueError, RecursionError):  # e.g. an integer of thousands of digits
+        raise InvalidEvent(
+            "$", "is not JSON this decoder can read (too large or too deep)"
+        ) from None
+    _check_object(raw, events_pb2.Event.DESCRIPTOR, "")
     msg = events_pb2.Event()
     try:
-        json_format.Parse(text, msg)
-    except json_format.ParseError as exc:
-        raise InvalidEvent("$", f"not a valid event: {exc}") from None
+        json_format.ParseDict(raw, msg)
+    except (json_format.ParseError, ValueError, TypeError, OverflowError):
+        raise InvalidEvent(
+            "$", "does not follow the proto3 JSON mapping of overgang.v1.Event"
+        ) from None
     return event_from_proto(msg)
 
 
@@ -192,13 +303,10 @@ def decode_event(value: bytes | None, content_type: bytes | None = None) -> Epis
     if value is None:
         raise InvalidEvent("$", "record has no value")
     if content_type is not None and content_type.startswith(CONTENT_TYPE_JSON):
-        try:
-            return parse_event_json(value.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise InvalidEvent("$", "JSON record is not UTF-8") from None
+        return parse_event_json(value)
     msg = events_pb2.Event()
     try:
         msg.ParseFromString(value)
-    except DecodeError as exc:
-        raise InvalidEvent("$", f"not a protobuf overgang.v1.Event: {exc}") from None
+    except (DecodeError, ValueError, RuntimeError):
+        raise InvalidEvent("$", "is not a protobuf overgang.v1.Event") from None
     return event_from_proto(msg)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from typing import Any
 
 from discharge.domain.clock import Statement, compute_statement
 from discharge.domain.profile import NO_2019, RuleProfile
+from discharge.domain.rates import RateTable
 from discharge.rules import load_rates
 from overgang.events import (
     OSLO,
@@ -18,6 +20,15 @@ from overgang.events import (
 )
 
 RATES = load_rates()
+# One valid line of the replay format, for tests that break it on purpose.
+NOTICE_JSON: dict[str, Any] = {
+    "eventId": "ev-1",
+    "episodeId": "81234:E1",
+    "occurredAt": "2024-03-04T10:00:00+01:00",
+    "municipality": "1103",
+    "division": "SOMATIC",
+    "dischargeReadyNotified": {"readyAt": "2024-03-04T09:00:00+01:00", "needs": ["HOUSING"]},
+}
 _ids = itertools.count(1)
 
 
@@ -94,9 +105,11 @@ class Episode:
     def cooperation_meeting(self, when: dt.datetime) -> Episode:
         return self._add(EventKind.COOPERATION_MEETING_HELD, when)
 
-    def statement(self, as_of: str = "2024-12-01", profile: RuleProfile = NO_2019) -> Statement:
+    def statement(
+        self, as_of: str = "2024-12-01", profile: RuleProfile = NO_2019, rates: RateTable = RATES
+    ) -> Statement:
         return compute_statement(
-            self.episode_id, self.events, dt.date.fromisoformat(as_of), RATES, profile
+            self.episode_id, self.events, dt.date.fromisoformat(as_of), rates, profile
         )
 
 
