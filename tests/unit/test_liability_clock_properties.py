@@ -10,10 +10,14 @@ from hypothesis import strategies as st
 
 from discharge.domain.clock import Statement, compute_statement
 from discharge.domain.liability_diff import ChangeKind, LiabilityChange, liability_diff
+from discharge.domain.live_clock import rates_cause
+from discharge.domain.rates import RateTable
 from discharge.rules import load_rates
 from overgang.events import OSLO, Destination, Division, EpisodeEvent, EventKind
 
 RATES = load_rates()
+# The same table before the operator added 2024: January's days are rate-pending.
+WITHOUT_2024 = RateTable({y: r for y, r in RATES.nok_per_day.items() if y != 2024}, "old")
 EPISODE = "81234:P1"
 FIRST_DAY = dt.date(2023, 12, 20)
 AS_OF = dt.date(2024, 2, 1)
@@ -64,8 +68,10 @@ def episode_events(draw: st.DrawFn) -> list[EpisodeEvent]:
     return events
 
 
-def statement(events: list[EpisodeEvent], as_of: dt.date = AS_OF) -> Statement:
-    return compute_statement(EPISODE, events, as_of, RATES)
+def statement(
+    events: list[EpisodeEvent], as_of: dt.date = AS_OF, rates: RateTable = RATES
+) -> Statement:
+    return compute_statement(EPISODE, events, as_of, rates)
 
 
 @settings(max_examples=300, deadline=None)
@@ -95,7 +101,7 @@ def test_liable_days_lie_inside_their_periods(events: list[EpisodeEvent]) -> Non
             assert period.start <= day.date < (period.end or AS_OF)
 
 
-def apply(ledger: dict[dt.date, int], change: LiabilityChange) -> None:
+def apply(ledger: dict[dt.date, int | None], change: LiabilityChange) -> None:
     if change.kind is ChangeKind.DAY_ACCRUED:
         assert change.day is not None and change.day.date not in ledger
         ledger[change.day.date] = change.day.amount_nok
@@ -118,7 +124,7 @@ def test_live_announcements_add_up_to_the_replayed_statement(
     as_of = FIRST_DAY
     seen: list[EpisodeEvent] = []
     previous: Statement | None = None
-    ledger: dict[dt.date, int] = {}
+    ledger: dict[dt.date, int | None] = {}
     announced: set[str] = set()
     for event in arrivals:
         if data.draw(st.booleans()):  # a tick (or several days of them) first
@@ -140,3 +146,53 @@ def test_live_announcements_add_up_to_the_replayed_statement(
         previous = current
     final = statement(events, as_of)
     assert ledger == {d.date: d.amount_nok for d in final.days}
+
+
+ADMISSION_NOTICE = EpisodeEvent(
+    event_id="admission",
+    episode_id=EPISODE,
+    occurred_at=dt.datetime.combine(FIRST_DAY, dt.time(0), tzinfo=OSLO),
+    municipality="1103",
+    division=Division.SOMATIC,
+    kind=EventKind.ADMISSION_NOTIFIED,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(episode_events(), st.data())
+def test_live_announcements_add_up_with_rate_pending_days_and_a_rate_added_midway(
+    events: list[EpisodeEvent], data: st.DataObject
+) -> None:
+    """2024 has no rate at first (its days are announced rate-pending); at some point the
+    operator adds it, and the corrections bring the ledger to the priced statement."""
+    events = [ADMISSION_NOTICE, *events]
+    arrivals = data.draw(st.permutations(events))
+    added_at = data.draw(st.integers(0, len(arrivals)))
+    as_of, rates = dt.date(2024, 1, 2), WITHOUT_2024
+    seen: list[EpisodeEvent] = []
+    previous: Statement | None = None
+    ledger: dict[dt.date, int | None] = {}
+    announced: set[str] = set()
+
+    def announce(cause: str | None) -> None:
+        nonlocal previous
+        current = statement(seen, as_of, rates)
+        for change in liability_diff(previous, current, cause):
+            assert change.event_id not in announced
+            announced.add(change.event_id)
+            apply(ledger, change)
+        previous = current
+
+    for i, event in enumerate([*arrivals, None]):  # None: a last tick, up to AS_OF
+        if i == added_at:
+            rates = RATES
+            announce(rates_cause(rates))
+        if event is None:
+            as_of = max(as_of, AS_OF)
+        else:
+            as_of += dt.timedelta(days=data.draw(st.integers(0, 6)))
+        announce(None)
+        if event is not None:
+            seen.append(event)
+            announce(event.event_id)
+    assert ledger == {d.date: d.amount_nok for d in statement(events, as_of).days}

@@ -9,7 +9,6 @@ import pytest
 
 from discharge.domain.clock import EndCause, PeriodStatus, VoidReason
 from discharge.domain.profile import NO_2019, LateAdmissionNotice
-from discharge.domain.rates import MissingRate
 from overgang.events import Division
 
 from .episode_story import Episode, at, days
@@ -227,13 +226,13 @@ def test_amount_uses_each_days_own_year_rate_across_new_year() -> None:
     assert story.statement().amount_nok == 2 * 5_508 + 5_745
 
 
-def test_a_liable_day_in_a_year_without_a_rate_is_an_error_naming_the_year() -> None:
+def test_a_liable_day_in_a_year_without_a_rate_counts_as_rate_pending() -> None:
     story = Episode().admission_notice(at("2013-03-01")).discharge_ready(at("2013-03-04"))
-    with pytest.raises(MissingRate, match="2013"):
-        story.statement(as_of="2013-03-10")
+    statement = story.statement(as_of="2013-03-10")
+    assert (statement.liable_days, statement.pending_days, statement.amount_nok) == (6, 6, 0)
 
 
-def test_a_year_without_a_rate_is_no_error_when_no_day_is_liable() -> None:
+def test_a_year_without_a_rate_leaves_nothing_pending_when_no_day_is_liable() -> None:
     story = (
         Episode()
         .admission_notice(at("2013-03-01"))
@@ -241,7 +240,7 @@ def test_a_year_without_a_rate_is_no_error_when_no_day_is_liable() -> None:
         .answer(at("2013-03-04", "12:00"), can_receive=True)
         .discharged(at("2013-03-05"))
     )
-    assert story.statement().amount_nok == 0
+    assert (story.statement().amount_nok, story.statement().pending_days) == (0, 0)
 
 
 # Rule 6: the payer is the municipality of stay; psychiatry and TSB use the same rate.

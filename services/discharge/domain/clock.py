@@ -8,223 +8,174 @@ Rules (domain.md, profile no-2019):
    An answer takes effect on its own Oslo day, so "can receive" on the start day means
    nothing is owed unless a later answer reverses it.
 3. The period ends on the day of service ready, discharge, withdrawal or death; the end
-   day is not billed. A new notice after an end starts a new period.
+   day is not billed. A new notice after an end starts a new period, except after a
+   death: such a notice opens nothing and is reported as a conflict.
 4. No admission notice before the discharge-ready notice voids the period (or, with the
    `delay` profile, moves its start to the day the admission notice came).
-5. Amount = sum of each liable day's rate for that day's year.
-6. The payer is the municipality on the notice that opened the period.
+5. Amount = sum of each liable day's rate for that day's year. A day whose year has no
+   rate still counts, as rate-pending (`LiableDay.amount_nok` is None), never guessed.
+6. The payer is the municipality on the notice that opened the period. Days before the
+   division's coverage start (profile `coverage_starts`) are not liable, and the period
+   says so (`not_liable_reason`).
 7. Late events are simply part of the history: the result is recomputed, and callers
    that emitted an earlier result emit the difference (see `liability_diff`).
 
-Only days strictly before `as_of` are counted: `as_of` is the first day not yet over,
-so a running period shows its complete days. Ended periods do not depend on it.
+As of means as of: `as_of` is the first day not yet over. Only events that occurred
+before it began (Europe/Oslo) are seen, and only days strictly before it are counted.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 
+from discharge.domain.history import OpenPeriod, fold_periods, seen_as_of, unique_events
 from discharge.domain.profile import NO_2019, LateAdmissionNotice, RuleProfile
 from discharge.domain.rates import RateTable
-from overgang.events import EpisodeEvent, EventKind, oslo_day
+from discharge.domain.statement import (
+    Conflict,
+    ConflictKind,
+    EndCause,
+    Evidence,
+    LiableDay,
+    Period,
+    PeriodStatus,
+    Statement,
+    VoidReason,
+    not_covered_before,
+)
+from overgang.events import EpisodeEvent, EventKind
 
-
-class PeriodStatus(StrEnum):
-    NOT_STARTED = "NOT_STARTED"  # episode without a discharge-ready notice
-    RUNNING = "RUNNING"
-    ENDED = "ENDED"
-    VOID = "VOID"
-
-
-class VoidReason(StrEnum):
-    MISSING_ADMISSION_NOTICE = "VOID_MISSING_ADMISSION_NOTICE"
-    MISSING_COOPERATION_MEETING = "VOID_MISSING_COOPERATION_MEETING"
-
-
-class EndCause(StrEnum):
-    SERVICE_READY = "SERVICE_READY"
-    DISCHARGED = "DISCHARGED"
-    WITHDRAWN = "WITHDRAWN"
-    DIED = "DIED"
-
-
-_END_CAUSE = {
-    EventKind.SERVICE_READY: EndCause.SERVICE_READY,
-    EventKind.DISCHARGED: EndCause.DISCHARGED,
-    EventKind.DISCHARGE_READY_WITHDRAWN: EndCause.WITHDRAWN,
-    EventKind.DIED: EndCause.DIED,
-}
-
-
-@dataclass(frozen=True)
-class LiableDay:
-    date: dt.date
-    amount_nok: int
+__all__ = [
+    "Conflict",
+    "ConflictKind",
+    "EndCause",
+    "Evidence",
+    "LiableDay",
+    "Period",
+    "PeriodStatus",
+    "Statement",
+    "VoidReason",
+    "compute_statement",
+    "unique_events",
+]
 
 
 @dataclass(frozen=True)
-class Period:
-    notice_event_id: str
-    municipality: str
-    start: dt.date
-    end: dt.date | None
-    end_cause: EndCause | None
-    status: PeriodStatus
-    void_reason: VoidReason | None
-    days: tuple[LiableDay, ...]
-
-    @property
-    def liable_days(self) -> int:
-        return len(self.days)
-
-    @property
-    def amount_nok(self) -> int:
-        return sum(d.amount_nok for d in self.days)
-
-
-@dataclass(frozen=True)
-class Statement:
-    episode_id: str
-    municipality: str
-    as_of: dt.date
-    periods: tuple[Period, ...]
-
-    @property
-    def status(self) -> PeriodStatus:
-        return self.periods[-1].status if self.periods else PeriodStatus.NOT_STARTED
-
-    @property
-    def void_reason(self) -> VoidReason | None:
-        return self.periods[-1].void_reason if self.periods else None
-
-    @property
-    def start(self) -> dt.date | None:
-        return self.periods[0].start if self.periods else None
-
-    @property
-    def end(self) -> dt.date | None:
-        return self.periods[-1].end if self.periods else None
-
-    @property
-    def days(self) -> tuple[LiableDay, ...]:
-        return tuple(day for period in self.periods for day in period.days)
-
-    @property
-    def liable_days(self) -> int:
-        return sum(p.liable_days for p in self.periods)
-
-    @property
-    def amount_nok(self) -> int:
-        return sum(p.amount_nok for p in self.periods)
-
-
-@dataclass(frozen=True)
-class Conflict:
-    """Two events with one id but different content: the choice is deterministic
-    (the smaller canonical form), and the conflict is reported, never hidden."""
-
-    event_id: str
-    kept: EpisodeEvent
-    dropped: EpisodeEvent
-
-
-def _canonical(event: EpisodeEvent) -> str:
-    return repr(
-        tuple(
-            v.astimezone(dt.UTC).isoformat() if isinstance(v, dt.datetime) else repr(v)
-            for v in dataclasses.astuple(event)
-        )
-    )
-
-
-def unique_events(events: Iterable[EpisodeEvent]) -> tuple[list[EpisodeEvent], list[Conflict]]:
-    """Drop duplicates by event id, then order by event time (ties: causes first)."""
-    by_id: dict[str, EpisodeEvent] = {}
-    conflicts: list[Conflict] = []
-    for event in events:
-        seen = by_id.get(event.event_id)
-        if seen is None or seen == event:
-            by_id[event.event_id] = event
-            continue
-        kept, dropped = sorted((seen, event), key=_canonical)
-        by_id[event.event_id] = kept
-        conflicts.append(Conflict(event.event_id, kept, dropped))
-    return sorted(by_id.values(), key=EpisodeEvent.sort_key), conflicts
-
-
-@dataclass
-class _OpenPeriod:
-    notice: EpisodeEvent
-    start: dt.date
-    position: int  # index of the notice in the ordered history
-    answers: list[tuple[dt.date, bool]] = dataclasses.field(default_factory=list)
-    end: dt.date | None = None
-    end_cause: EndCause | None = None
-    end_position: int | None = None
-
-
-def _periods(ordered: list[EpisodeEvent]) -> list[_OpenPeriod]:
-    periods: list[_OpenPeriod] = []
-    current: _OpenPeriod | None = None
-    for position, event in enumerate(ordered):
-        if event.kind is EventKind.DISCHARGE_READY_NOTIFIED:
-            # A repeated notice while one is in force (an update) opens nothing new.
-            if current is None:
-                assert event.ready_at is not None
-                start = max(oslo_day(event.ready_at), event.oslo_day)
-                current = _OpenPeriod(notice=event, start=start, position=position)
-                periods.append(current)
-        elif event.kind is EventKind.MUNICIPALITY_ANSWERED:
-            if current is not None:
-                current.answers.append((event.oslo_day, bool(event.can_receive)))
-        elif event.kind in _END_CAUSE and current is not None:
-            current.end = event.oslo_day
-            current.end_cause = _END_CAUSE[event.kind]
-            current.end_position = position
-            current = None
-    return periods
-
-
-def _first_position(ordered: list[EpisodeEvent], kind: EventKind, before: int | None) -> int | None:
-    for position, event in enumerate(ordered):
-        if before is not None and position >= before:
-            return None
-        if event.kind is kind:
-            return position
-    return None
+class _Precondition:
+    event: EpisodeEvent | None  # the first such event before the period ended
+    met: bool
+    earliest_start: dt.date | None = None  # a late event that only delays: its day
 
 
 def _precondition(
-    ordered: list[EpisodeEvent],
-    period: _OpenPeriod,
-    kind: EventKind,
-    late_delays: bool,
-) -> tuple[dt.date | None, bool]:
-    """(earliest allowed start, satisfied) for a precondition event of `kind`.
-
-    Satisfied if the event precedes the notice; if it comes later while the period is
-    open and late events only delay, the start moves to its day."""
-    position = _first_position(ordered, kind, period.end_position)
+    ordered: list[EpisodeEvent], period: OpenPeriod, kind: EventKind, late_delays: bool
+) -> _Precondition:
+    """Met if the event precedes the notice; if it comes later while the period is open
+    and late events only delay, the start moves to its day; otherwise not met."""
+    stop = len(ordered) if period.end_position is None else period.end_position
+    position = next((i for i, e in enumerate(ordered[:stop]) if e.kind is kind), None)
     if position is None:
-        return None, False
+        return _Precondition(None, met=False)
+    event = ordered[position]
     if position < period.position:
-        return None, True
+        return _Precondition(event, met=True)
     if late_delays:
-        return ordered[position].oslo_day, True
-    return None, False
+        return _Precondition(event, met=True, earliest_start=event.oslo_day)
+    return _Precondition(event, met=False)
 
 
-def _answer_allows_liability(answers: list[tuple[dt.date, bool]], day: dt.date) -> bool:
+def _answer_allows_liability(answers: list[EpisodeEvent], day: dt.date) -> bool:
     can_receive: bool | None = None  # not answered
-    for answered_on, can in answers:
-        if answered_on > day:
+    for answer in answers:
+        if answer.oslo_day > day:
             break
-        can_receive = can
+        can_receive = bool(answer.can_receive)
     return can_receive is not True
+
+
+def _liable_days(
+    period: OpenPeriod, first: dt.date, as_of: dt.date, rates: RateTable
+) -> tuple[LiableDay, ...]:
+    stop = as_of if period.end is None else min(period.end, as_of)
+    days: list[LiableDay] = []
+    day = first
+    while day < stop:
+        if _answer_allows_liability(period.answers, day):
+            days.append(LiableDay(day, rates.price(day)))
+        day += dt.timedelta(days=1)
+    return tuple(days)
+
+
+def _period(
+    ordered: list[EpisodeEvent],
+    period: OpenPeriod,
+    as_of: dt.date,
+    rates: RateTable,
+    profile: RuleProfile,
+) -> Period:
+    notice = period.notice
+    checks: list[tuple[VoidReason, _Precondition]] = [
+        (
+            VoidReason.MISSING_ADMISSION_NOTICE,
+            _precondition(
+                ordered,
+                period,
+                EventKind.ADMISSION_NOTIFIED,
+                late_delays=profile.late_admission_notice is LateAdmissionNotice.DELAY,
+            ),
+        )
+    ]
+    if notice.division in profile.cooperation_meeting_required_for:
+        meeting = _precondition(
+            ordered, period, EventKind.COOPERATION_MEETING_HELD, late_delays=True
+        )
+        checks.append((VoidReason.MISSING_COOPERATION_MEETING, meeting))
+    failed = next(((reason, check) for reason, check in checks if not check.met), None)
+    void_reason = failed[0] if failed else None
+    voided_by = failed[1].event if failed else None
+
+    start = max([period.start, *(c.earliest_start for _, c in checks if c.earliest_start)])
+    if period.end is not None:
+        start = min(start, period.end)  # ended before it could start: no days
+    first_liable, not_liable_reason = start, None
+    covered_from = profile.coverage_start(notice.division)
+    if covered_from is not None and start < covered_from:
+        first_liable, not_liable_reason = covered_from, not_covered_before(covered_from)
+
+    days: tuple[LiableDay, ...] = ()
+    if void_reason is None:
+        days = _liable_days(period, first_liable, as_of, rates)
+    if void_reason is not None:
+        status = PeriodStatus.VOID
+    elif period.end is None:
+        status = PeriodStatus.RUNNING
+    else:
+        status = PeriodStatus.ENDED
+
+    def met(check: _Precondition) -> str | None:
+        return check.event.event_id if check.met and check.event else None
+
+    return Period(
+        municipality=notice.municipality,
+        start=start,
+        end=period.end,
+        end_cause=period.end_cause,
+        status=status,
+        void_reason=void_reason,
+        days=days,
+        evidence=Evidence(
+            started_by=notice.event_id,
+            ended_by=period.end_event.event_id if period.end_event else None,
+            voided_by=voided_by.event_id if voided_by else None,
+            admission_notice=met(checks[0][1]),
+            cooperation_meeting=met(checks[1][1]) if len(checks) > 1 else None,
+            answers=tuple(a.event_id for a in period.answers),
+            updates=tuple(period.updates),
+        ),
+        not_liable_reason=None if void_reason else not_liable_reason,
+    )
 
 
 def compute_statement(
@@ -234,64 +185,15 @@ def compute_statement(
     rates: RateTable,
     profile: RuleProfile = NO_2019,
 ) -> Statement:
-    """The statement for one episode. Raises MissingRate for a liable day whose year has
-    no rate. Events of other episodes must not be passed in."""
-    ordered, _conflicts = unique_events(events)
-    periods: list[Period] = []
-    for open_period in _periods(ordered):
-        notice = open_period.notice
-        start = open_period.start
-        void_reason: VoidReason | None = None
-
-        admission_start, admission_ok = _precondition(
-            ordered,
-            open_period,
-            EventKind.ADMISSION_NOTIFIED,
-            late_delays=profile.late_admission_notice is LateAdmissionNotice.DELAY,
-        )
-        if not admission_ok:
-            void_reason = VoidReason.MISSING_ADMISSION_NOTICE
-        elif admission_start is not None:
-            start = max(start, admission_start)
-
-        if void_reason is None and notice.division in profile.cooperation_meeting_required_for:
-            meeting_start, meeting_ok = _precondition(
-                ordered, open_period, EventKind.COOPERATION_MEETING_HELD, late_delays=True
-            )
-            if not meeting_ok:
-                void_reason = VoidReason.MISSING_COOPERATION_MEETING
-            elif meeting_start is not None:
-                start = max(start, meeting_start)
-
-        days: list[LiableDay] = []
-        if void_reason is None:
-            stop = as_of if open_period.end is None else min(open_period.end, as_of)
-            day = start
-            while day < stop:
-                if _answer_allows_liability(open_period.answers, day):
-                    days.append(LiableDay(day, rates.rate_for(day)))
-                day += dt.timedelta(days=1)
-
-        if void_reason is not None:
-            status = PeriodStatus.VOID
-        elif open_period.end is None:
-            status = PeriodStatus.RUNNING
-        else:
-            status = PeriodStatus.ENDED
-        periods.append(
-            Period(
-                notice_event_id=notice.event_id,
-                municipality=notice.municipality,
-                start=start,
-                end=open_period.end,
-                end_cause=open_period.end_cause,
-                status=status,
-                void_reason=void_reason,
-                days=tuple(days),
-            )
-        )
-    if periods:
-        municipality = periods[-1].municipality
-    else:
-        municipality = ordered[-1].municipality if ordered else ""
-    return Statement(episode_id, municipality, as_of, tuple(periods))
+    """The statement for one episode as of `as_of`. Never raises for a missing rate (such
+    days are rate-pending). Events of other episodes must not be passed in."""
+    ordered, duplicates = unique_events(events)
+    seen = seen_as_of(ordered, as_of)
+    open_periods, late_notices = fold_periods(seen)
+    periods = tuple(_period(seen, p, as_of, rates, profile) for p in open_periods)
+    # The payer of the last period; without one, the municipality of the last event.
+    last = periods[-1] if periods else (seen[-1] if seen else None)
+    municipality = last.municipality if last else ""
+    return Statement(
+        episode_id, municipality, as_of, periods, conflicts=(*duplicates, *late_notices)
+    )

@@ -5,6 +5,10 @@ A day tick only moves `as_of`, so its differences are new complete days (`DAY_AC
 id = episode + date). An event can change history retroactively, so its day differences
 are one `CORRECTED` (reversed + added days, id = episode + cause event). Every id is
 deterministic: announcing the same difference twice after a crash is recognisable.
+
+A rate-pending day (`amount_nok` None) is announced like any other day. When its year's
+rate is added, the day differs: it comes back as a correction that reverses the pending
+day and adds the priced one (cause: the rate table, e.g. `rates-<fingerprint>`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from discharge.domain.clock import LiableDay, Period, PeriodStatus, Statement
+from discharge.domain.statement import pending_count, priced_nok
 
 
 class ChangeKind(StrEnum):
@@ -37,7 +42,13 @@ class LiabilityChange:
 
     @property
     def delta_nok(self) -> int:
-        return sum(d.amount_nok for d in self.added) - sum(d.amount_nok for d in self.reversed)
+        """The change in priced NOK (rate-pending days count 0)."""
+        return priced_nok(self.added) - priced_nok(self.reversed)
+
+    @property
+    def delta_pending_days(self) -> int:
+        """The change in rate-pending days."""
+        return pending_count(self.added) - pending_count(self.reversed)
 
 
 def _period_changes(

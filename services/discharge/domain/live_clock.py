@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from discharge.domain.clock import Statement, compute_statement
 from discharge.domain.liability_diff import LiabilityChange, liability_diff
 from discharge.domain.profile import RuleProfile
-from discharge.domain.rates import MissingRate, RateTable
+from discharge.domain.rates import RateTable
 from overgang.events import EpisodeEvent
 
 
@@ -24,7 +24,8 @@ class ClockEntry:
     as_of: dt.date
     events: tuple[EpisodeEvent, ...] = ()
     announced: Statement | None = None
-    # Why the last recomputation could not be announced (e.g. a missing rate).
+    # Why the last recomputation could not be announced. The clock itself never fails
+    # (a missing rate makes rate-pending days); kept for the table's stored form.
     error: str | None = None
 
     def has(self, event: EpisodeEvent) -> bool:
@@ -44,14 +45,9 @@ class Outcome:
 
 
 def _recompute(entry: ClockEntry, rules: Rules, cause_event_id: str | None) -> Outcome:
-    try:
-        current = compute_statement(
-            entry.episode_id, entry.events, entry.as_of, rules.rates, rules.profile
-        )
-    except MissingRate as exc:
-        # Nothing is announced until the operator adds the rate; the next tick retries
-        # against what was announced, so no day is lost.
-        return Outcome(replace(entry, error=str(exc)))
+    current = compute_statement(
+        entry.episode_id, entry.events, entry.as_of, rules.rates, rules.profile
+    )
     changes = liability_diff(entry.announced, current, cause_event_id)
     return Outcome(replace(entry, announced=current, error=None), changes)
 
@@ -66,3 +62,14 @@ def apply_tick(entry: ClockEntry, today: dt.date, rules: Rules) -> Outcome:
     if today <= entry.as_of and entry.error is None:
         return Outcome(entry)
     return _recompute(replace(entry, as_of=max(today, entry.as_of)), rules, None)
+
+
+def rates_cause(rates: RateTable) -> str:
+    """The cause id of the corrections a new rate table brings (same table, same id)."""
+    return f"rates-{rates.fingerprint}"
+
+
+def apply_rates(entry: ClockEntry, rules: Rules) -> Outcome:
+    """The operator changed the rate table: rate-pending days of a year that now has a
+    rate (or days whose rate changed) are announced as one correction."""
+    return _recompute(entry, rules, rates_cause(rules.rates))

@@ -1,7 +1,10 @@
-"""Rule profiles: the switches domain.md marks UNVERIFIED are configuration, not code."""
+"""Rule profiles: the switches domain.md marks UNVERIFIED, and the coverage of each
+division by date, are configuration, not code."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -15,12 +18,31 @@ class LateAdmissionNotice(StrEnum):
     DELAY = "delay"
 
 
+# The regulation took effect on 2012-01-01 for somatic care; mental-health care and
+# substance-use treatment (TSB) are covered from 2019-01-01 (domain.md, rule 6).
+NO_2019_COVERAGE: tuple[tuple[Division, dt.date], ...] = (
+    (Division.SOMATIC, dt.date(2012, 1, 1)),
+    (Division.MENTAL_HEALTH, dt.date(2019, 1, 1)),
+    (Division.SUBSTANCE_USE, dt.date(2019, 1, 1)),
+)
+
+
+def coverage(starts: Mapping[Division, dt.date]) -> tuple[tuple[Division, dt.date], ...]:
+    """The profile's form of a coverage mapping (hashable, in declaration order)."""
+    return tuple((division, starts[division]) for division in Division if division in starts)
+
+
 @dataclass(frozen=True)
 class RuleProfile:
     name: str = "no-2019"
     late_admission_notice: LateAdmissionNotice = LateAdmissionNotice.VOID
     # Divisions where liability needs a cooperation meeting (samarbeidsmøte) first.
     cooperation_meeting_required_for: frozenset[Division] = field(default_factory=frozenset)
+    # The first liable day per division; a division not listed has no coverage limit.
+    coverage_starts: tuple[tuple[Division, dt.date], ...] = NO_2019_COVERAGE
+
+    def coverage_start(self, division: Division) -> dt.date | None:
+        return dict(self.coverage_starts).get(division)
 
 
 NO_2019 = RuleProfile()

@@ -1,19 +1,24 @@
-"""Daily rates (døgnpris) by calendar year. A year without a rate is an error naming the
-year, never a guess: the operator adds it to the rate table."""
+"""Daily rates (døgnpris) by calendar year. A year without a rate is never guessed: its
+liable days still count, as rate-pending days, until the operator adds the rate."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+
+HOW_TO_ADD_RATES = "add it to the rate table (--rates FILE or OVERGANG_RATES_FILE)"
+
+
+def missing_rate_message(years: Iterable[int]) -> str:
+    listed = ", ".join(str(y) for y in sorted(set(years)))
+    return f"no daily rate configured for {listed}: {HOW_TO_ADD_RATES}"
 
 
 class MissingRate(LookupError):
     def __init__(self, year: int) -> None:
-        super().__init__(
-            f"no daily rate configured for year {year}: add it to the rate table "
-            "(OVERGANG_RATES_FILE)"
-        )
+        super().__init__(missing_rate_message([year]))
         self.year = year
 
 
@@ -22,8 +27,28 @@ class RateTable:
     nok_per_day: Mapping[int, int] = field(default_factory=dict)
     source: str = ""
 
+    def price(self, day: dt.date) -> int | None:
+        """The day's rate, or None when its year has none (the day is rate-pending)."""
+        return self.nok_per_day.get(day.year)
+
     def rate_for(self, day: dt.date) -> int:
-        try:
-            return self.nok_per_day[day.year]
-        except KeyError:
-            raise MissingRate(day.year) from None
+        """The day's rate; raises MissingRate when its year has none."""
+        rate = self.price(day)
+        if rate is None:
+            raise MissingRate(day.year)
+        return rate
+
+    def years(self) -> tuple[int, ...]:
+        """The years that have a rate, ascending."""
+        return tuple(sorted(self.nok_per_day))
+
+    def missing_years(self, first: int, last: int) -> tuple[int, ...]:
+        """The years from `first` to `last` (both included) without a rate."""
+        return tuple(y for y in range(first, last + 1) if y not in self.nok_per_day)
+
+    @property
+    def fingerprint(self) -> str:
+        """A short, stable id of the table's content (not its source): e.g. the cause of
+        the corrections announced when an operator changes the rates."""
+        content = ",".join(f"{y}={self.nok_per_day[y]}" for y in self.years())
+        return hashlib.sha256(content.encode()).hexdigest()[:12]
