@@ -37,16 +37,49 @@ class Destination(StrEnum):
 
 
 class EventKind(StrEnum):
-    """Declared in the order used to break ties between events at the same instant:
-    causes before effects, so the result never depends on arrival order."""
+    """Declared in the order that breaks ties between events at the same instant, so a
+    result never depends on arrival order (the clock and the pathway fold both use it).
+
+    Same instant, earlier kind first (causes before effects):
+
+    ===============================  =========================================================
+    at one instant                   order and why
+    ===============================  =========================================================
+    admitted + anything              admitted first: every other event is about the stay
+    admission notice + notice        admission notice first: it counts as sent before
+                                     (no void, no delay)
+    cooperation meeting + notice     meeting first: it counts as held before (no delay)
+    admission notice + meeting       admission notice first (both are preconditions; the
+                                     order between them changes nothing)
+    withdrawal + new notice          withdrawal first: it ends the period in force (back to
+                                     ADMITTED), then the new notice opens a new period
+    withdrawal + answer / service    withdrawal first: the answer or service ready belongs
+    ready                            to a notice of the same instant if there is one,
+                                     otherwise it has nothing in force to act on
+    withdrawal + discharge / death   withdrawal first: it ends the period (WITHDRAWN), the
+                                     discharge or death closes the stay
+    notice + answer                  notice first: the answer is to that notice ("can
+                                     receive" at once: no day owed)
+    notice + service ready           notice first: ends at once, 0 days (ENDED, not an
+                                     orphan service ready and a RUNNING period)
+    notice + discharge / death       notice first: it opens, the discharge or death ends it
+                                     the same day, 0 days; not a notice after death
+    answer + service ready           answer first; the end day is not billed either way
+    service ready + discharge        service ready first: end cause SERVICE_READY
+    any + death                      death last: it ends everything at its instant
+    discharge + death                discharge first: end cause DISCHARGED, then death
+    same kind twice                  by event id: e.g. of two notices the first opens the
+                                     period and the second is an update
+    ===============================  =========================================================
+    """
 
     ADMITTED = "admitted"
     ADMISSION_NOTIFIED = "admissionNotified"
     COOPERATION_MEETING_HELD = "cooperationMeetingHeld"
+    DISCHARGE_READY_WITHDRAWN = "dischargeReadyWithdrawn"
     DISCHARGE_READY_NOTIFIED = "dischargeReadyNotified"
     MUNICIPALITY_ANSWERED = "municipalityAnswered"
     SERVICE_READY = "serviceReady"
-    DISCHARGE_READY_WITHDRAWN = "dischargeReadyWithdrawn"
     DISCHARGED = "discharged"
     DIED = "died"
 
