@@ -7,12 +7,50 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TextIO
 
-from discharge.rules import ConfigError, load_profile, load_rates
-from overgang.config import load_settings
-from overgang.events import OSLO
+from discharge.domain.profile import NO_2019, RuleProfile
+from discharge.domain.rates import HOW_TO_ADD_RATES, RateTable
+from discharge.rules import load_profile, load_rates
+from overgang.config import load_settings, wall_clock
+from overgang.events import oslo_day
 from tooling.launcher import ServiceFailed
 from tooling.replay import read_events, replay, write_errors, write_json, write_table
+
+EXIT_OK = 0
+EXIT_REPORTED = 1  # some lines or episodes reported: bad lines, conflicts, errors
+EXIT_CONFIG = 2  # configuration error: rates or profile file, environment, unreadable input
+
+REPLAY_HELP = """\
+One event per line (proto3 JSON of overgang.v1.Event), in any order. Prints one
+statement per episode (episodeId order): status, start, end, liable days (priced or
+rate-pending), rate-pending days, NOK (priced days only), void reason, payer. A line that
+does not parse or breaks a rule is reported on stderr with its number and reason, and
+the other lines are still computed; conflicts (two events with one id, a notice after
+death) are listed per episode (stderr, and "conflicts" in --json). Liable days in a
+year without a rate are counted as rate-pending and named in a note on stderr.
+
+exit status:
+  0  all fine (rate-pending days alone are fine)
+  1  some lines or episodes reported: bad lines, conflicts, episodes not computed
+  2  configuration error: bad rates or profile file, bad environment setting,
+     unreadable input file
+"""
+
+
+def write_rates(rates: RateTable, today: dt.date, out: TextIO) -> None:
+    """The rate table in force, and the years without a rate up to `today`'s year."""
+    out.write(f"rates in force: {rates.source or '(built in)'}\n")
+    for year in rates.years():
+        out.write(f"  {year}  NOK {rates.nok_per_day[year]} per day\n")
+    years = rates.years()
+    missing = rates.missing_years(years[0], today.year) if years else ()
+    if missing:
+        listed = ", ".join(str(y) for y in missing)
+        out.write(f"missing: {listed} (liable days there are rate-pending: {HOW_TO_ADD_RATES})\n")
+    else:
+        out.write(f"missing: none up to {today.year}\n")
 
 
 def _date(text: str) -> dt.date:
@@ -22,32 +60,56 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
-def today_in_oslo() -> dt.date:
-    return dt.datetime.now(OSLO).date()
+@dataclass(frozen=True)
+class _Config:
+    today: dt.date  # Oslo, from the services' wall clock (OVERGANG_CLOCK_DATE fixes it)
+    rates: RateTable
+    profile: RuleProfile
+
+
+def _config(command: str, args: argparse.Namespace, with_profile: bool) -> _Config | None:
+    """The environment, rate table and rule profile; None once it printed why not."""
+    where = "bad environment setting: "
+    try:
+        settings = load_settings()
+        today = oslo_day(wall_clock(settings)())
+        where = ""  # the rates and profile errors name their file
+        rates = load_rates(args.rates or settings.rates_file or None)
+        profile = NO_2019
+        if with_profile:
+            profile = load_profile(args.profile or settings.rule_profile_file or None)
+    except (ValueError, OSError) as exc:  # ConfigError, a bad setting, an unreadable file
+        print(f"overgang {command}: {where}{exc}", file=sys.stderr)
+        return None
+    return _Config(today, rates, profile)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    config = _config("replay", args, with_profile=True)
+    if config is None:
+        return EXIT_CONFIG
     try:
-        rates = load_rates(args.rates or settings.rates_file or None)
-        profile = load_profile(args.profile or settings.rule_profile_file or None)
-    except (ConfigError, OSError) as exc:
-        print(f"overgang replay: {exc}", file=sys.stderr)
-        return 2
-    try:
-        with open(args.file, encoding="utf-8") as handle:
-            events, errors = read_events(handle)
+        with open(args.file, "rb") as handle:  # bytes: a line of bad UTF-8 is one bad line
+            events, line_errors = read_events(handle)
     except OSError as exc:
         print(f"overgang replay: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-        return 2
-    result = replay(events, args.as_of or today_in_oslo(), rates, profile)
-    result.errors[:0] = errors
+        return EXIT_CONFIG
+    result = replay(events, args.as_of or config.today, config.rates, config.profile)
+    result.line_errors[:0] = line_errors
     if args.json:
         write_json(result, sys.stdout)
     else:
         write_table(result, sys.stdout)
     write_errors(result, sys.stderr)
-    return 1 if result.errors else 0
+    return EXIT_REPORTED if result.reported else EXIT_OK
+
+
+def cmd_rates(args: argparse.Namespace) -> int:
+    config = _config("rates", args, with_profile=False)
+    if config is None:
+        return EXIT_CONFIG
+    write_rates(config.rates, config.today, sys.stdout)
+    return EXIT_OK
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -109,19 +171,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "replay",
         help="print liability statements for a file of events (JSON lines)",
-        description="One event per line (proto3 JSON of overgang.v1.Event), in any order. "
-        "Exit status 1 when a line or an episode was rejected (the rest is still printed).",
+        description=REPLAY_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", help="events, one JSON object per line")
     p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     p.add_argument(
         "--as-of",
         type=_date,
-        help="count complete days before this Oslo date in running periods (default: today)",
+        help="the statement as it stood when this Oslo date began: only events before it, "
+        "complete days before it (default: today)",
     )
     p.add_argument("--rates", help="rate table TOML (default: OVERGANG_RATES_FILE or built-in)")
-    p.add_argument("--profile", help="rule profile TOML (default: no-2019)")
+    p.add_argument(
+        "--profile", help="rule profile TOML (default: OVERGANG_PROFILE_FILE or no-2019)"
+    )
     p.set_defaults(func=cmd_replay)
+
+    p = commands.add_parser(
+        "rates",
+        help="print the daily rates in force and the years without a rate",
+        description="The rate table in force (its source, year -> NOK per day) and the years "
+        "between its first year and this year that have no rate (liable days there are "
+        "rate-pending). Exit status 0, or 2 for a bad rates file.",
+    )
+    p.add_argument("--rates", help="rate table TOML (default: OVERGANG_RATES_FILE or built-in)")
+    p.set_defaults(func=cmd_rates)
 
     token = argparse.ArgumentParser(add_help=False)
     token.add_argument(

@@ -2,7 +2,8 @@
 
 One event per line (proto3 JSON of overgang.v1.Event), any order. A line that does not
 parse or breaks a rule is reported with its number and reason and does not stop the
-others. Episodes are printed in episodeId order.
+others. Episodes are printed in episodeId order, each with its periods and their
+evidence; an episode that could not be computed is still listed, with its error.
 """
 
 from __future__ import annotations
@@ -14,113 +15,206 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from discharge.domain.clock import Statement, compute_statement, unique_events
+from discharge.domain.clock import Conflict, Period, Statement, compute_statement
 from discharge.domain.profile import RuleProfile
-from discharge.domain.rates import MissingRate, RateTable
+from discharge.domain.rates import RateTable, missing_rate_message
 from overgang.codec import InvalidEvent, parse_event_json
 from overgang.events import EpisodeEvent
 
 
+@dataclass(frozen=True)
+class LineError:
+    line: int  # counted from 1
+    reason: str
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    episode_id: str
+    statement: Statement | None  # None: could not be computed, see `error`
+    municipality: str = ""
+    error: str | None = None
+
+    @property
+    def conflicts(self) -> tuple[Conflict, ...]:
+        return self.statement.conflicts if self.statement else ()
+
+
 @dataclass
 class ReplayResult:
-    statements: list[Statement] = field(default_factory=list)
-    # (line number or None, reason); line numbers count from 1.
-    errors: list[tuple[int | None, str]] = field(default_factory=list)
+    episodes: list[EpisodeResult] = field(default_factory=list)
+    line_errors: list[LineError] = field(default_factory=list)
+
+    @property
+    def statements(self) -> list[Statement]:
+        return [e.statement for e in self.episodes if e.statement is not None]
+
+    @property
+    def reported(self) -> bool:
+        """Some line or episode was reported: a bad line, a conflict, an error."""
+        return bool(self.line_errors) or any(e.error or e.conflicts for e in self.episodes)
 
 
-def read_events(lines: Iterable[str]) -> tuple[list[EpisodeEvent], list[tuple[int | None, str]]]:
+def read_events(lines: Iterable[bytes | str]) -> tuple[list[EpisodeEvent], list[LineError]]:
+    """Lines as read from the file (bytes: invalid UTF-8 is that line's error)."""
     events: list[EpisodeEvent] = []
-    errors: list[tuple[int | None, str]] = []
+    errors: list[LineError] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             events.append(parse_event_json(line))
         except InvalidEvent as exc:
-            errors.append((number, str(exc)))
+            errors.append(LineError(number, str(exc)))
     return events, errors
+
+
+def _episode(
+    episode_id: str,
+    events: list[EpisodeEvent],
+    as_of: dt.date,
+    rates: RateTable,
+    profile: RuleProfile,
+) -> EpisodeResult:
+    municipality = max(events, key=EpisodeEvent.sort_key).municipality
+    try:
+        statement = compute_statement(episode_id, events, as_of, rates, profile)
+    except Exception as exc:  # one episode's failure must not hide the others
+        return EpisodeResult(episode_id, None, municipality, f"{type(exc).__name__}: {exc}")
+    return EpisodeResult(episode_id, statement, statement.municipality)
 
 
 def replay(
     events: Iterable[EpisodeEvent], as_of: dt.date, rates: RateTable, profile: RuleProfile
 ) -> ReplayResult:
-    result = ReplayResult()
     by_episode: dict[str, list[EpisodeEvent]] = defaultdict(list)
     for event in events:
         by_episode[event.episode_id].append(event)
-    for episode_id in sorted(by_episode):
-        ordered, conflicts = unique_events(by_episode[episode_id])
-        for conflict in conflicts:
-            result.errors.append(
-                (
-                    None,
-                    f"event {conflict.event_id}: two different events share this id; "
-                    "kept the one that sorts first",
-                )
-            )
-        try:
-            result.statements.append(compute_statement(episode_id, ordered, as_of, rates, profile))
-        except MissingRate as exc:
-            result.errors.append((None, f"episode {episode_id}: {exc}"))
-    return result
+    return ReplayResult(
+        [_episode(e, by_episode[e], as_of, rates, profile) for e in sorted(by_episode)]
+    )
 
 
-def _day(value: dt.date | None) -> str:
-    return value.isoformat() if value else ""
+# Output -------------------------------------------------------------------------------
 
 
-def statement_json(statement: Statement) -> dict[str, Any]:
+def _day(value: dt.date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def period_json(p: Period) -> dict[str, Any]:
+    e = p.evidence
     return {
-        "episodeId": statement.episode_id,
-        "status": statement.status.value,
-        "liableDays": statement.liable_days,
-        "amountNok": statement.amount_nok,
-        "voidReason": statement.void_reason.value if statement.void_reason else None,
-        "municipality": statement.municipality,
-        "periods": [
-            {
-                "start": _day(p.start),
-                "end": _day(p.end) or None,
-                "days": p.liable_days,
-                "amountNok": p.amount_nok,
-            }
-            for p in statement.periods
-        ],
+        "start": p.start.isoformat(),
+        "end": _day(p.end),
+        "status": p.status.value,
+        "municipality": p.municipality,
+        "voidReason": p.void_reason.value if p.void_reason else None,
+        "endCause": p.end_cause.value if p.end_cause else None,
+        "liableDays": p.liable_days,
+        "pendingDays": p.pending_days,
+        "amountNok": p.amount_nok,
+        "notLiableReason": p.not_liable_reason,
+        "evidence": {
+            "startedBy": e.started_by,
+            "endedBy": e.ended_by,
+            "voidedBy": e.voided_by,
+            "admissionNotice": e.admission_notice,
+            "cooperationMeeting": e.cooperation_meeting,
+            "answers": list(e.answers),
+            "updates": list(e.updates),
+        },
+    }
+
+
+def conflict_json(c: Conflict) -> dict[str, Any]:
+    return {
+        "kind": c.kind.value,
+        "eventId": c.event_id,
+        "relatedEventId": c.related_event_id,
+        "reason": c.reason,
+    }
+
+
+def episode_json(result: EpisodeResult) -> dict[str, Any]:
+    s = result.statement
+    return {
+        "episodeId": result.episode_id,
+        "status": s.status.value if s else None,
+        "liableDays": s.liable_days if s else 0,
+        "pendingDays": s.pending_days if s else 0,
+        "amountNok": s.amount_nok if s else 0,
+        "voidReason": s.void_reason.value if s and s.void_reason else None,
+        "municipality": result.municipality,
+        "error": result.error,
+        "conflicts": [conflict_json(c) for c in result.conflicts],
+        "periods": [period_json(p) for p in s.periods] if s else [],
     }
 
 
 def write_json(result: ReplayResult, out: TextIO) -> None:
-    json.dump({"episodes": [statement_json(s) for s in result.statements]}, out, indent=2)
+    json.dump({"episodes": [episode_json(e) for e in result.episodes]}, out, indent=2)
     out.write("\n")
 
 
-_COLUMNS = ("episode", "status", "start", "end", "days", "nok", "void_reason", "municipality")
+_COLUMNS = (
+    "episode",
+    "status",
+    "start",
+    "end",
+    "days",
+    "pending",
+    "nok",
+    "void_reason",
+    "municipality",
+)
+
+
+def _row(result: EpisodeResult) -> tuple[str, ...]:
+    s = result.statement
+    if s is None:
+        return (result.episode_id, "ERROR", "-", "-", "-", "-", "-", "-", result.municipality)
+    return (
+        result.episode_id,
+        s.status.value,
+        _day(s.start) or "-",
+        _day(s.end) or "-",
+        str(s.liable_days),
+        str(s.pending_days),
+        str(s.amount_nok),
+        s.void_reason.value if s.void_reason else "-",
+        s.municipality,
+    )
 
 
 def write_table(result: ReplayResult, out: TextIO) -> None:
-    rows = [
-        (
-            s.episode_id,
-            s.status.value,
-            _day(s.start) or "-",
-            _day(s.end) or "-",
-            str(s.liable_days),
-            str(s.amount_nok),
-            s.void_reason.value if s.void_reason else "-",
-            s.municipality,
-        )
-        for s in result.statements
-    ]
+    rows = [_row(e) for e in result.episodes]
     widths = [max(len(r[i]) for r in [_COLUMNS, *rows]) for i in range(len(_COLUMNS))]
     for row in [_COLUMNS, *rows]:
         out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         out.write("\n")
-    total_days = sum(s.liable_days for s in result.statements)
-    total_nok = sum(s.amount_nok for s in result.statements)
-    out.write(f"total: {len(rows)} episodes, {total_days} liable days, NOK {total_nok}\n")
+    statements = result.statements
+    days = sum(s.liable_days for s in statements)
+    pending = sum(s.pending_days for s in statements)
+    nok = sum(s.amount_nok for s in statements)
+    out.write(
+        f"total: {len(rows)} episodes, {days} liable days ({pending} rate-pending), NOK {nok}\n"
+    )
 
 
 def write_errors(result: ReplayResult, err: TextIO) -> None:
-    for line, reason in result.errors:
-        where = f"line {line}" if line is not None else "error"
-        err.write(f"{where}: {reason}\n")
+    """Bad lines, episode errors and conflicts; and a note on rate-pending days."""
+    for line_error in result.line_errors:
+        err.write(f"line {line_error.line}: {line_error.reason}\n")
+    for episode in result.episodes:
+        if episode.error:
+            err.write(f"episode {episode.episode_id}: not computed: {episode.error}\n")
+        for c in episode.conflicts:
+            err.write(f"episode {episode.episode_id}: {c.kind.value} {c.event_id}: {c.reason}\n")
+    pending_years = {y for s in result.statements for y in s.pending_years}
+    if pending_years:
+        pending = sum(s.pending_days for s in result.statements)
+        err.write(
+            f"note: {pending} liable days are rate-pending (not in NOK): "
+            f"{missing_rate_message(pending_years)}\n"
+        )
