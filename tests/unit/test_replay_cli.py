@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from discharge.domain.clock import compute_statement
 from overgang.codec import event_to_json
 from tooling import replay as replay_module
 from tooling.cli import main
@@ -173,12 +174,10 @@ def test_a_conflicting_duplicate_is_listed_in_the_episode_and_exits_1(
 def test_an_episode_that_could_not_be_computed_is_still_listed_with_its_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = replay_module.compute_statement
-
     def failing(episode_id: str, *args: Any, **kwargs: Any) -> Any:
         if episode_id == "81234:E1":
             raise RuntimeError("broken")
-        return real(episode_id, *args, **kwargs)
+        return compute_statement(episode_id, *args, **kwargs)
 
     monkeypatch.setattr(replay_module, "compute_statement", failing)
     path = write(tmp_path, *story_lines(ended("81234:E1"), ended("81234:E2")))
