@@ -47,8 +47,6 @@ def test_a_notice_on_the_as_of_day_is_not_seen_yet() -> None:
 
 
 def test_a_new_notice_after_the_as_of_day_opens_no_period_yet() -> None:
-    story = (
-        running_from_the_4th().withdrawn(at("2024-03-06")).discharge_ready(at("2024-03-10"))
-    )
+    story = running_from_the_4th().withdrawn(at("2024-03-06")).discharge_ready(at("2024-03-10"))
     statement = story.statement(as_of="2024-03-08")
     assert [p.status for p in statement.periods] == [PeriodStatus.ENDED]

@@ -20,9 +20,7 @@ def test_a_period_names_the_notice_that_started_it_and_the_event_that_ended_it()
     story = Episode().admission_notice(at("2024-03-01")).discharge_ready(at("2024-03-04"))
     story.service_ready(at("2024-03-06"))
     evidence = story.statement().periods[0].evidence
-    assert (evidence.admission_notice, evidence.started_by, evidence.ended_by) == tuple(
-        ids(story)
-    )
+    assert (evidence.admission_notice, evidence.started_by, evidence.ended_by) == tuple(ids(story))
 
 
 def test_a_period_voided_by_a_late_admission_notice_names_it() -> None:

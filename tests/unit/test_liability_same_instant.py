@@ -29,9 +29,7 @@ def admitted_and_noticed(division: Division = Division.SOMATIC) -> Episode:
     )
 
 
-def test_withdrawal_and_new_notice_at_one_instant_end_the_old_period_and_open_a_new_one() -> (
-    None
-):
+def test_withdrawal_and_new_notice_at_one_instant_end_the_old_period_and_open_a_new_one() -> None:
     story = admitted_and_noticed().withdrawn(INSTANT).discharge_ready(INSTANT)
     statement = story.statement(as_of="2024-03-10")
     assert [(p.status, p.start.day, p.liable_days) for p in statement.periods] == [
@@ -46,9 +44,7 @@ def test_withdrawal_and_new_notice_at_one_instant_fold_back_to_discharge_ready()
     assert (result.stage, result.rejected) == (Stage.DISCHARGE_READY, ())
 
 
-def test_an_answer_at_the_instant_of_a_withdrawal_and_new_notice_answers_the_new_notice() -> (
-    None
-):
+def test_an_answer_at_the_instant_of_a_withdrawal_and_new_notice_answers_the_new_notice() -> None:
     story = (
         admitted_and_noticed()
         .answer(INSTANT, can_receive=True)
