@@ -1,20 +1,28 @@
-"""Wire forms <-> domain: PathwayEvent -> PathwayChange, Task -> overgang.v1.Task."""
+"""Wire forms <-> domain: PathwayEvent -> PathwayChange, Task -> overgang.v1.Task, and the
+checked values of the CoordinationService requests (field violations under the proto
+JSON names)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import re
+import uuid
 from typing import Any
 
 from google.protobuf.message import DecodeError
 
 from coordination.domain.planning import PathwayChange
-from coordination.domain.task import Task
+from coordination.domain.task import Task, UnitKind
 from overgang.codec import EPISODE_ID, InvalidEvent, event_from_proto, event_to_proto
-from overgang.events import Need
+from overgang.events import Need, oslo_day
+from overgang.grpc.errors import FieldViolation
 from overgang.v1 import coordination_pb2, events_pb2, pathway_pb2
 from overgang.vocabulary import Stage
 
 MESSAGE = "overgang.v1.PathwayEvent"
+UNIT = re.compile(r"^[A-Z0-9_]{1,64}(/[A-Z0-9_]{1,64})*$")
+FUTURE_SLACK = dt.timedelta(minutes=5)
 
 
 def _stage(value: Any, path: str) -> Stage | None:
@@ -150,3 +158,69 @@ def change_to_proto(change: PathwayChange) -> pathway_pb2.PathwayEvent:
     msg.pathway.needs.extend(events_pb2.Need.Value(n.value) for n in change.needs)
     _stamp(msg.pathway.updated_at, change.at)
     return msg
+
+
+# ------------------------------------------------------------------ gRPC requests
+def unit_violations(unit: str) -> list[FieldViolation]:
+    if not unit:
+        return [("unit", "is required, e.g. HEALTH_OFFICE or HEALTH_OFFICE/MADLA_HILLEVAAG")]
+    if not UNIT.match(unit):
+        return [("unit", "must be <UNIT_KIND>[/<OFFICE>] in [A-Z0-9_]")]
+    if unit.split("/")[0] not in UnitKind.__members__:
+        kinds = ", ".join(UnitKind.__members__)
+        return [("unit", f"must start with a unit kind: {kinds}")]
+    return []
+
+
+def episode_violations(episode_id: str) -> list[FieldViolation]:
+    if not episode_id:
+        return [("episodeId", "is required")]
+    if not EPISODE_ID.match(episode_id):
+        return [("episodeId", "must be '<HER-id digits>:<local episode number>'")]
+    return []
+
+
+def timestamp(msg: Any, name: str, default: dt.datetime) -> dt.datetime:
+    if msg.HasField(name):
+        return getattr(msg, name).ToDatetime(tzinfo=dt.UTC)  # type: ignore[no-any-return]
+    return default
+
+
+def municipal_event_id(prefix: str, msg: Any, stamp: str, *parts: str) -> str:
+    """Deterministic when the request gives its time (`stamp` is that field), so a retried
+    request is the same event; else unique."""
+    if not msg.HasField(stamp):
+        return f"{prefix}-{uuid.uuid4().hex}"
+    return f"{prefix}-{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:32]}"
+
+
+def answer_violations(
+    request: coordination_pb2.AnswerHospitalRequest, answered_at: dt.datetime, now: dt.datetime
+) -> tuple[list[FieldViolation], dt.date | None]:
+    """Every violation of an AnswerHospital request, and its expected ready date."""
+    violations = episode_violations(request.episode_id)
+    expected: dt.date | None = None
+    text = request.expected_ready_date
+    if not text and not request.can_receive:
+        violations.append(("expectedReadyDate", "is required when the municipality cannot receive"))
+    elif text:
+        try:
+            if len(text) != 10:
+                raise ValueError(text)
+            expected = dt.date.fromisoformat(text)
+        except ValueError:
+            violations.append(("expectedReadyDate", "must be a date YYYY-MM-DD"))
+    if answered_at > now + FUTURE_SLACK:
+        violations.append(("answeredAt", "must not be in the future"))
+    if expected is not None and expected < oslo_day(answered_at):
+        violations.append(("expectedReadyDate", "must not be before the day of the answer"))
+    return violations, expected
+
+
+def ready_violations(
+    request: coordination_pb2.ReportServiceReadyRequest, ready_at: dt.datetime, now: dt.datetime
+) -> list[FieldViolation]:
+    violations = episode_violations(request.episode_id)
+    if ready_at > now + FUTURE_SLACK:
+        violations.append(("readyAt", "must not be in the future"))
+    return violations

@@ -1,68 +1,60 @@
 """gRPC CoordinationService: task streams per unit, claim / complete, and the
-municipality's answers (published as overgang.v1.Event via the outbox)."""
+municipality's answers (published as overgang.v1.Event via the outbox).
+
+Scope (`overgang.grpc.roles`): a `coordinator:<kommunenummer>/<unit>` sees, claims and
+completes only tasks of its municipality in its unit or a unit below it, and answers the
+hospital / reports service ready only for episodes of its municipality (and with a task
+of its units); `ops` everything. Refusals are PERMISSION_DENIED and name no patient data.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
-import re
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeAlias
 
 import grpc
 
-from coordination.convert import task_to_proto
-from coordination.domain.task import Task, TaskStateError, UnitKind, unit_matches
+from coordination.convert import (
+    answer_violations,
+    municipal_event_id,
+    ready_violations,
+    task_to_proto,
+    timestamp,
+    unit_violations,
+)
+from coordination.domain.task import Task, TaskStateError
 from coordination.store import Clock, Forbidden, TaskNotFound, TaskStore
 from coordination.watch import UpdateSignal
-from overgang.codec import EPISODE_ID, InvalidEvent, event_from_proto, event_to_proto
-from overgang.events import Division, EpisodeEvent, EventKind, oslo_day
-from overgang.grpc.auth import Authenticator, Role
+from overgang.codec import InvalidEvent, event_from_proto, event_to_proto
+from overgang.events import Division, EpisodeEvent, EventKind
+from overgang.grpc.auth import (
+    Authenticator,
+    Caller,
+    Role,
+    RoleKind,
+    covers_unit,
+    listing_scope,
+    may_act_for_municipality,
+)
 from overgang.grpc.errors import FieldViolation, abort_invalid
 from overgang.logging import get_logger
 from overgang.v1 import coordination_pb2, coordination_pb2_grpc
 
 log = get_logger(__name__)
 SERVICE_NAME = "overgang.v1.CoordinationService"
-UNIT = re.compile(r"^[A-Z0-9_]{1,64}(/[A-Z0-9_]{1,64})*$")
-FUTURE_SLACK = dt.timedelta(minutes=5)
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 def _coordinator_or_ops(role: Role) -> bool:
-    return role.name in {"ops", "coordinator"}
+    return role.is_ops or role.kind is RoleKind.COORDINATOR
 
 
-def _covers(role: Role) -> Callable[[str], bool]:
-    """Units the caller may see and act on: ops all, coordinator:<unit> its unit and
-    sub-units."""
-    if role.name == "ops":
-        return lambda _unit: True
-    return lambda unit: role.name == "coordinator" and unit_matches(unit, role.scope)
-
-
-def _validate_unit(unit: str) -> list[FieldViolation]:
-    if not unit:
-        return [("unit", "is required, e.g. HEALTH_OFFICE or HEALTH_OFFICE/MADLA_HILLEVAAG")]
-    if not UNIT.match(unit):
-        return [("unit", "must be <UNIT_KIND>[/<OFFICE>] in [A-Z0-9_]")]
-    if unit.split("/")[0] not in UnitKind.__members__:
-        kinds = ", ".join(UnitKind.__members__)
-        return [("unit", f"must start with a unit kind: {kinds}")]
-    return []
-
-
-def _timestamp(msg: Any, name: str, default: dt.datetime) -> dt.datetime:
-    if msg.HasField(name):
-        return getattr(msg, name).ToDatetime(tzinfo=dt.UTC)  # type: ignore[no-any-return]
-    return default
-
-
-def _event_id(prefix: str, *parts: str) -> str:
-    return f"{prefix}-{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:32]}"
+def _covers(caller: Caller) -> Callable[[Task], bool]:
+    """Tasks the caller may claim and complete: of its municipality and units."""
+    return lambda task: covers_unit(caller.role, task.municipality, task.unit)
 
 
 class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
@@ -89,25 +81,27 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
     async def StreamTasks(
         self, request: coordination_pb2.StreamTasksRequest, context: Context
     ) -> AsyncIterator[coordination_pb2.TaskUpdate]:
-        role = await self.auth.require(context, _coordinator_or_ops, "stream tasks")
-        violations = _validate_unit(request.unit)
+        caller = await self.auth.require_caller(context, _coordinator_or_ops, "stream tasks")
+        violations = unit_violations(request.unit)
         if request.after_sequence < 0:
             violations.append(("afterSequence", "must not be negative"))
         if violations:
             await abort_invalid(context, violations)
-        if not _covers(role)(request.unit):
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED, f"role {role} may not stream unit {request.unit}"
-            )
         unit = request.unit
+        municipality = listing_scope(caller.role).municipality  # "" for ops: every one
+        if not covers_unit(caller.role, municipality, unit):
+            await self.auth.deny(context, caller, f"stream unit {unit}")
+        log.info(
+            "audit.task_stream", identity=caller.identity, unit=unit, municipality=municipality
+        )
         last = request.after_sequence
         if last == 0:
-            backlog, last = await asyncio.to_thread(self.store.backlog, unit)
+            backlog, last = await asyncio.to_thread(self.store.backlog, unit, municipality)
             for update in backlog:
                 yield update
         while True:
             wake = self.signal.current()
-            updates = await asyncio.to_thread(self.store.updates_after, unit, last)
+            updates = await asyncio.to_thread(self.store.updates_after, unit, municipality, last)
             for update in updates:
                 yield update
                 last = update.sequence
@@ -119,23 +113,20 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
     async def ClaimTask(
         self, request: coordination_pb2.ClaimTaskRequest, context: Context
     ) -> coordination_pb2.Task:
-        role = await self.auth.require(context, _coordinator_or_ops, "claim tasks")
-        violations: list[FieldViolation] = []
+        caller = await self.auth.require_caller(context, _coordinator_or_ops, "claim tasks")
         if not request.task_id:
-            violations.append(("taskId", "is required"))
-        by = request.coordinator or (role.scope if role.name == "coordinator" else "")
-        if not by:
-            violations.append(("coordinator", "is required (who claims the task)"))
-        elif len(by) > 200:
-            violations.append(("coordinator", "must be at most 200 characters"))
-        if violations:
-            await abort_invalid(context, violations)
-        return await self._transition(context, self.store.claim, request.task_id, by, _covers(role))
+            await abort_invalid(context, [("taskId", "is required")])
+        # The claimant is the caller's identity (its token's name). The request's free-text
+        # `coordinator` field is ignored, not checked: it stays in the proto for old clients
+        # (the demo fills it in), but no one claims a task in another's name.
+        return await self._transition(
+            context, caller, "claim this task", self.store.claim, request.task_id, caller.identity
+        )
 
     async def CompleteTask(
         self, request: coordination_pb2.CompleteTaskRequest, context: Context
     ) -> coordination_pb2.Task:
-        role = await self.auth.require(context, _coordinator_or_ops, "complete tasks")
+        caller = await self.auth.require_caller(context, _coordinator_or_ops, "complete tasks")
         violations: list[FieldViolation] = []
         if not request.task_id:
             violations.append(("taskId", "is required"))
@@ -144,20 +135,30 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         if violations:
             await abort_invalid(context, violations)
         return await self._transition(
-            context, self.store.complete, request.task_id, request.note, _covers(role)
+            context,
+            caller,
+            "complete this task",
+            self.store.complete,
+            request.task_id,
+            request.note,
         )
 
     async def _transition(
-        self, context: Context, step: Callable[..., Task], *args: Any
+        self,
+        context: Context,
+        caller: Caller,
+        what: str,
+        step: Callable[[str, str, Callable[[Task], bool]], Task],
+        task_id: str,
+        argument: str,
     ) -> coordination_pb2.Task:
         try:
-            task = await asyncio.to_thread(step, *args)
+            task = await asyncio.to_thread(step, task_id, argument, _covers(caller))
         except TaskNotFound as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
             raise AssertionError("unreachable") from exc
-        except Forbidden as exc:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
-            raise AssertionError("unreachable") from exc
+        except Forbidden:
+            await self.auth.deny(context, caller, what)
         except TaskStateError as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
             raise AssertionError("unreachable") from exc
@@ -168,42 +169,24 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
     async def AnswerHospital(
         self, request: coordination_pb2.AnswerHospitalRequest, context: Context
     ) -> coordination_pb2.MunicipalEventAccepted:
-        role = await self.auth.require(context, _coordinator_or_ops, "answer the hospital")
+        caller = await self.auth.require_caller(context, _coordinator_or_ops, "answer the hospital")
         now = self.clock()
-        answered_at = _timestamp(request, "answered_at", now)
-        violations = self._episode_violations(request.episode_id)
-        expected: dt.date | None = None
-        text = request.expected_ready_date
-        if not text and not request.can_receive:
-            violations.append(
-                ("expectedReadyDate", "is required when the municipality cannot receive")
-            )
-        elif text:
-            try:
-                if len(text) != 10:
-                    raise ValueError(text)
-                expected = dt.date.fromisoformat(text)
-            except ValueError:
-                violations.append(("expectedReadyDate", "must be a date YYYY-MM-DD"))
-        if answered_at > now + FUTURE_SLACK:
-            violations.append(("answeredAt", "must not be in the future"))
-        if expected is not None and expected < oslo_day(answered_at):
-            violations.append(("expectedReadyDate", "must not be before the day of the answer"))
+        answered_at = timestamp(request, "answered_at", now)
+        violations, expected = answer_violations(request, answered_at, now)
         if violations:
             await abort_invalid(context, violations)
-        if request.HasField("answered_at"):
-            event_id = _event_id(
-                "coord-answer",
-                request.episode_id,
-                str(request.can_receive),
-                text,
-                answered_at.isoformat(),
-            )
-        else:
-            event_id = f"coord-answer-{uuid.uuid4().hex}"
+        event_id = municipal_event_id(
+            "coord-answer",
+            request,
+            "answered_at",
+            request.episode_id,
+            str(request.can_receive),
+            request.expected_ready_date,
+            answered_at.isoformat(),
+        )
         return await self._publish(
             context,
-            role,
+            caller,
             request.episode_id,
             event_id,
             answered_at,
@@ -215,34 +198,25 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
     async def ReportServiceReady(
         self, request: coordination_pb2.ReportServiceReadyRequest, context: Context
     ) -> coordination_pb2.MunicipalEventAccepted:
-        role = await self.auth.require(context, _coordinator_or_ops, "report service ready")
+        caller = await self.auth.require_caller(
+            context, _coordinator_or_ops, "report service ready"
+        )
         now = self.clock()
-        ready_at = _timestamp(request, "ready_at", now)
-        violations = self._episode_violations(request.episode_id)
-        if ready_at > now + FUTURE_SLACK:
-            violations.append(("readyAt", "must not be in the future"))
+        ready_at = timestamp(request, "ready_at", now)
+        violations = ready_violations(request, ready_at, now)
         if violations:
             await abort_invalid(context, violations)
-        if request.HasField("ready_at"):
-            event_id = _event_id("coord-ready", request.episode_id, ready_at.isoformat())
-        else:
-            event_id = f"coord-ready-{uuid.uuid4().hex}"
-        return await self._publish(
-            context, role, request.episode_id, event_id, ready_at, EventKind.SERVICE_READY
+        event_id = municipal_event_id(
+            "coord-ready", request, "ready_at", request.episode_id, ready_at.isoformat()
         )
-
-    @staticmethod
-    def _episode_violations(episode_id: str) -> list[FieldViolation]:
-        if not episode_id:
-            return [("episodeId", "is required")]
-        if not EPISODE_ID.match(episode_id):
-            return [("episodeId", "must be '<HER-id digits>:<local episode number>'")]
-        return []
+        return await self._publish(
+            context, caller, request.episode_id, event_id, ready_at, EventKind.SERVICE_READY
+        )
 
     async def _publish(
         self,
         context: Context,
-        role: Role,
+        caller: Caller,
         episode_id: str,
         event_id: str,
         occurred_at: dt.datetime,
@@ -253,13 +227,15 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         if episode is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"episode {episode_id} is not known")
             raise AssertionError("unreachable")
-        if role.name != "ops":
-            covers = _covers(role)
+        # The episode's municipality, as coordination learnt it from the pathway: a
+        # coordinator of another municipality must not stop this one's payment clock.
+        if not may_act_for_municipality(caller.role, episode.municipality):
+            await self.auth.deny(context, caller, "act for an episode of another municipality")
+        if not caller.role.is_ops:  # and, as before, a coordinator of a unit with a task
             tasks = await asyncio.to_thread(self.store.tasks_of, episode_id)
-            if not any(covers(t.unit) for t in tasks):
-                await context.abort(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    f"role {role} has no task for episode {episode_id}",
+            if not any(map(_covers(caller), tasks)):
+                await self.auth.deny(
+                    context, caller, "act for an episode its units have no task of"
                 )
         if episode.division not in Division.__members__:
             await context.abort(
@@ -286,6 +262,7 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
             episode_id=episode_id,
             kind=kind.value,
             event_id=event_id,
+            identity=caller.identity,
         )
         return coordination_pb2.MunicipalEventAccepted(event_id=event_id)
 

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import ColumnElement, Engine, func, or_, text
+from sqlalchemy import ColumnElement, Engine, and_, exists, func, or_, text
 from sqlmodel import Session, col, select
 
 from coordination.convert import task_to_proto
@@ -55,12 +55,22 @@ class Forbidden(PermissionError):
     pass
 
 
-def _scope(unit: str) -> ColumnElement[bool]:
-    """Rows of `unit` and of its sub-units ("HEALTH_OFFICE" -> "HEALTH_OFFICE/*")."""
-    return or_(
+def _scope(unit: str, municipality: str) -> ColumnElement[bool]:
+    """Updates of `unit` and of its sub-units ("HEALTH_OFFICE" -> "HEALTH_OFFICE/*") of
+    tasks of `municipality` ("" = of every municipality). Unit names are the same in every
+    municipality, so a coordinator's stream always names its municipality too. A task's
+    municipality never changes, so its current row says the municipality of every update."""
+    in_unit = or_(
         col(TaskUpdateRow.unit) == unit,
         col(TaskUpdateRow.unit).startswith(unit + "/", autoescape=True),
     )
+    if not municipality:
+        return in_unit
+    of_municipality = exists().where(
+        col(TaskRow.task_id) == col(TaskUpdateRow.task_id),
+        col(TaskRow.municipality) == municipality,
+    )
+    return and_(in_unit, of_municipality)
 
 
 def _update(row: TaskUpdateRow) -> coordination_pb2.TaskUpdate:
@@ -145,24 +155,26 @@ class TaskStore:
             return changed
 
     def _transition(
-        self, task_id: str, step: Callable[[Task], Task], allowed: Callable[[str], bool]
+        self, task_id: str, step: Callable[[Task], Task], allowed: Callable[[Task], bool]
     ) -> Task:
+        """`allowed` sees the task (its municipality and unit) inside the transaction,
+        before `step`; Forbidden says nothing about the task."""
         with self._write() as session:
             row = session.get(TaskRow, task_id)
             if row is None:
                 raise TaskNotFound(f"task {task_id} not found")
             task = task_of(row)
-            if not allowed(task.unit):
-                raise Forbidden(f"task {task_id} belongs to unit {task.unit}")
+            if not allowed(task):
+                raise Forbidden("the task is outside the caller's scope")
             new = step(task)  # TaskStateError rolls the transaction back
             if new is not task:
                 self._save(session, new)
             return new
 
-    def claim(self, task_id: str, by: str, allowed: Callable[[str], bool]) -> Task:
+    def claim(self, task_id: str, by: str, allowed: Callable[[Task], bool]) -> Task:
         return self._transition(task_id, lambda t: t.claim(by, self.clock()), allowed)
 
-    def complete(self, task_id: str, note: str, allowed: Callable[[str], bool]) -> Task:
+    def complete(self, task_id: str, note: str, allowed: Callable[[Task], bool]) -> Task:
         return self._transition(task_id, lambda t: t.complete(self.clock(), note), allowed)
 
     def escalate_overdue(self) -> list[Task]:
@@ -214,14 +226,17 @@ class TaskStore:
         with Session(self.engine) as session:
             return episode_of(session.get(EpisodeRow, episode_id))
 
-    def backlog(self, unit: str) -> tuple[list[coordination_pb2.TaskUpdate], int]:
-        """The latest update of every open or claimed task of the unit (and sub-units),
-        in sequence order, and the high-water mark the live stream continues after."""
+    def backlog(
+        self, unit: str, municipality: str
+    ) -> tuple[list[coordination_pb2.TaskUpdate], int]:
+        """The latest update of every open or claimed task of the unit (and sub-units) of
+        `municipality` ("" = every one), in sequence order, and the high-water mark the
+        live stream continues after."""
         with Session(self.engine) as session:
             high = session.exec(select(func.max(TaskUpdateRow.sequence))).one() or 0
             latest = (
                 select(func.max(TaskUpdateRow.sequence))
-                .where(_scope(unit))
+                .where(_scope(unit, municipality))
                 .where(col(TaskUpdateRow.sequence) <= high)
                 .group_by(col(TaskUpdateRow.task_id))
             )
@@ -234,12 +249,14 @@ class TaskStore:
             return [_update(r) for r in rows], int(high)
 
     def updates_after(
-        self, unit: str, after: int, limit: int = 500
+        self, unit: str, municipality: str, after: int, limit: int = 500
     ) -> Sequence[coordination_pb2.TaskUpdate]:
+        """Updates of the unit (and sub-units) of `municipality` ("" = every one) after
+        the sequence `after`."""
         with Session(self.engine) as session:
             rows = session.exec(
                 select(TaskUpdateRow)
-                .where(_scope(unit))
+                .where(_scope(unit, municipality))
                 .where(col(TaskUpdateRow.sequence) > after)
                 .order_by(col(TaskUpdateRow.sequence))
                 .limit(limit)

@@ -31,7 +31,20 @@ from overgang.v1 import coordination_pb2, coordination_pb2_grpc, pathway_pb2
 from overgang.vocabulary import Stage
 
 NOW = dt.datetime(2026, 3, 10, 10, 0, tzinfo=OSLO)
-TOKENS = "t-ops=ops,t-ho=coordinator:HEALTH_OFFICE,t-nav=coordinator:NAV"
+# The harness's episodes are of municipality 0301 unless a test says otherwise.
+TOKENS = ",".join(
+    [
+        "t-ops=ops",
+        "t-ho=coordinator:0301/HEALTH_OFFICE",
+        "t-nav=coordinator:0301/NAV",
+        "t-kari=coordinator:0301/HEALTH_OFFICE kari",
+        "t-ola=coordinator:0301/HEALTH_OFFICE ola",
+        "t-stavanger=coordinator:1103/HEALTH_OFFICE stavanger-helsekontor",
+        "t-sola=coordinator:1124/HEALTH_OFFICE sola-helsekontor",
+        "t-hospital=hospital:70001",
+        "t-finance=finance:1103",
+    ]
+)
 OPS = bearer("t-ops")
 _ids = itertools.count(1)
 _offsets = itertools.count(1)
@@ -111,10 +124,13 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def running(tmp_path: Path) -> AsyncIterator[Harness]:
+async def running(tmp_path: Path, tokens: str = TOKENS) -> AsyncIterator[Harness]:
+    """`tokens=""`: auth off (loopback), every caller is ops."""
     clock = Clock(NOW)
     settings = Settings(
-        coordination_database_url=f"sqlite:///{tmp_path / 'coordination.db'}", auth_tokens=TOKENS
+        coordination_database_url=f"sqlite:///{tmp_path / 'coordination.db'}",
+        auth_tokens=tokens,
+        auth_tokens_file="",
     )
     runtime = CoordinationRuntime(
         settings, kafka=False, grpc_address="127.0.0.1:0", poll_seconds=0.2, clock=clock
@@ -128,9 +144,11 @@ async def running(tmp_path: Path) -> AsyncIterator[Harness]:
         await runtime.stop()
 
 
-def run(tmp_path: Path, scenario: Callable[[Harness], Awaitable[None]]) -> None:
+def run(
+    tmp_path: Path, scenario: Callable[[Harness], Awaitable[None]], tokens: str = TOKENS
+) -> None:
     async def main() -> None:
-        async with running(tmp_path) as harness:
+        async with running(tmp_path, tokens) as harness:
             await asyncio.wait_for(scenario(harness), timeout=30)
 
     asyncio.run(main())
@@ -287,11 +305,11 @@ def test_claim_of_a_task_claimed_by_another_coordinator_fails_precondition(tmp_p
     async def scenario(h: Harness) -> None:
         task_id = await _answer_task_id(h)
         await h.stub.ClaimTask(
-            coordination_pb2.ClaimTaskRequest(task_id=task_id, coordinator="kari"), metadata=OPS
+            coordination_pb2.ClaimTaskRequest(task_id=task_id), metadata=bearer("t-kari")
         )
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await h.stub.ClaimTask(
-                coordination_pb2.ClaimTaskRequest(task_id=task_id, coordinator="ola"), metadata=OPS
+                coordination_pb2.ClaimTaskRequest(task_id=task_id), metadata=bearer("t-ola")
             )
         assert (err.value.code(), "kari" in (err.value.details() or "")) == (
             grpc.StatusCode.FAILED_PRECONDITION,
@@ -549,7 +567,7 @@ def test_field_violation_paths_are_the_requests_json_names(tmp_path: Path) -> No
             found[type(request).__name__] = sorted(set(paths))
         assert found == {
             "StreamTasksRequest": ["afterSequence", "unit"],
-            "ClaimTaskRequest": ["coordinator", "taskId"],
+            "ClaimTaskRequest": ["taskId"],  # the claimant is the caller, not a field
             "CompleteTaskRequest": ["note", "taskId"],
             "AnswerHospitalRequest": ["answeredAt", "episodeId", "expectedReadyDate"],
             "ReportServiceReadyRequest": ["episodeId", "readyAt"],
