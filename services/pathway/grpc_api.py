@@ -1,4 +1,11 @@
-"""gRPC PathwayService: intake of hospital events and reads of the pathway projection."""
+"""gRPC PathwayService: intake of hospital events and reads of the pathway projection.
+
+Scope (`overgang.grpc.roles`): a hospital submits and reads its own HER-id's episodes (the
+episode id's prefix), a coordinator reads its municipality's, finance sees no pathway
+details, ops everything. Lists and watches are narrowed to the caller's scope; a filter
+outside it is PERMISSION_DENIED. No response carries a national id: the proto has no
+field for one (`Pathway` holds only the pseudonym).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,16 @@ import grpc
 
 from overgang.codec import EPISODE_ID
 from overgang.events import EpisodeEvent
-from overgang.grpc.auth import Authenticator, Role
+from overgang.grpc.auth import (
+    Authenticator,
+    Caller,
+    ListingScope,
+    Role,
+    listing_scope,
+    may_read_episode,
+    may_see_pathway_details,
+    may_submit_for_hospital,
+)
 from overgang.grpc.errors import FieldViolation, abort_invalid
 from overgang.logging import get_logger
 from overgang.v1 import pathway_pb2, pathway_pb2_grpc
@@ -34,17 +50,22 @@ async def _abort(context: Context, code: Any, message: str) -> NoReturn:
     raise AssertionError("unreachable")  # context.abort raises
 
 
-def _may_submit(role: Role) -> bool:
-    # ops may submit on behalf of any hospital (also the role of every caller when auth is off).
-    return role.name in {"hospital", "ops"}
+def _her_id(episode_id: str) -> str:
+    """The HER-id an episode id starts with; "" for a malformed id."""
+    return episode_id.partition(":")[0] if EPISODE_ID.match(episode_id) else ""
 
 
-def _may_read(_role: Role) -> bool:
-    return True  # hospitals are limited to their own episodes below
+def _may_read(role: Role, pathway: pathway_pb2.Pathway) -> bool:
+    return may_read_episode(role, pathway.municipality, pathway.her_id)
 
 
-def _owns(role: Role, episode_id: str) -> bool:
-    return role.name != "hospital" or episode_id.startswith(f"{role.scope}:")
+def _narrowed(role: Role, municipality: str) -> ListingScope | None:
+    """What a list or watch is narrowed to: the caller's scope and the request's
+    municipality filter; None when that filter asks for what no episode in scope has."""
+    scope = listing_scope(role)
+    if municipality and not may_read_episode(role, municipality, scope.her_id):
+        return None
+    return ListingScope(municipality or scope.municipality, scope.her_id)
 
 
 class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[misc]
@@ -67,14 +88,15 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[
     async def SubmitHospitalEvent(
         self, request: pathway_pb2.SubmitHospitalEventRequest, context: Context
     ) -> pathway_pb2.SubmitHospitalEventResponse:
-        role = await self.auth.require(context, _may_submit, "submit hospital events")
-        episode_id = request.event.episode_id
-        if EPISODE_ID.match(episode_id) and not _owns(role, episode_id):
-            await _abort(
-                context,
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"role {role} may only submit episodes of HER-id {role.scope}",
-            )
+        her_id = _her_id(request.event.episode_id)
+        # ops may submit for any hospital (also every caller when auth is off). A malformed
+        # episode id is a field violation below; until then the role need only be one that
+        # may submit for some hospital (its own).
+        caller = await self.auth.require_caller(
+            context,
+            lambda role: may_submit_for_hospital(role, her_id or role.her_id),
+            "submit hospital events for that HER-id",
+        )
         violations: list[FieldViolation] = []
         event: EpisodeEvent | None = None
         if not request.HasField("event"):
@@ -103,11 +125,11 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[
                 event_id=event.event_id,
                 episode_id=event.episode_id,
                 reason=exc.reason,
-                role=str(role),
+                identity=caller.identity,
             )
             await _abort(context, grpc.StatusCode.FAILED_PRECONDITION, exc.reason)
         if recorded.duplicate:
-            log.info("pathway.event_duplicate", event_id=event.event_id, role=str(role))
+            log.info("pathway.event_duplicate", event_id=event.event_id, identity=caller.identity)
         else:
             self.on_commit()
             self.broadcaster.publish(recorded.announced)
@@ -117,7 +139,7 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[
                 episode_id=event.episode_id,
                 kind=event.kind.value,
                 stage=recorded.pathway.stage if recorded.pathway else None,
-                role=str(role),
+                identity=caller.identity,
             )
         response = pathway_pb2.SubmitHospitalEventResponse(
             event_id=event.event_id, duplicate=recorded.duplicate
@@ -149,54 +171,63 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[
     async def GetPathway(
         self, request: pathway_pb2.GetPathwayRequest, context: Context
     ) -> pathway_pb2.Pathway:
-        role = await self.auth.require(context, _may_read, "read pathways")
+        caller = await self.auth.require_caller(context, may_see_pathway_details, "read pathways")
         if not request.episode_id:
             await abort_invalid(context, [("episodeId", "is required")])
-        if not _owns(role, request.episode_id):
-            log.info(
-                "audit.pathway_read",
-                role=str(role),
-                episode_id=request.episode_id,
-                outcome="denied",
-            )
-            await _abort(
-                context,
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"role {role} may only read its own episodes",
-            )
         found = await asyncio.to_thread(self.store.get, request.episode_id)
+        # An unknown episode is in scope only by what its id says (the HER-id), so it is
+        # NOT_FOUND for ops and its hospital and PERMISSION_DENIED for anyone else: a
+        # refusal does not tell whether another's episode exists.
+        in_scope = (
+            _may_read(caller.role, found)
+            if found is not None
+            else may_read_episode(caller.role, "", _her_id(request.episode_id))
+        )
+        outcome = "denied" if not in_scope else "found" if found is not None else "not_found"
         log.info(
             "audit.pathway_read",
-            role=str(role),
+            identity=caller.identity,
             episode_id=request.episode_id,
-            outcome="found" if found is not None else "not_found",
+            outcome=outcome,
         )
+        if not in_scope:
+            await self.auth.deny(context, caller, "read this pathway")
         if found is None:
             await _abort(
                 context, grpc.StatusCode.NOT_FOUND, f"no pathway for episode {request.episode_id}"
             )
         return found
 
+    async def _scope(
+        self, context: Context, caller: Caller, municipality: str, what: str
+    ) -> ListingScope:
+        scope = _narrowed(caller.role, municipality)
+        if scope is None:
+            await self.auth.deny(context, caller, f"{what} of another municipality")
+        return scope
+
     async def ListPathways(
         self, request: pathway_pb2.ListPathwaysRequest, context: Context
     ) -> pathway_pb2.ListPathwaysResponse:
-        role = await self.auth.require(context, _may_read, "read pathways")
+        caller = await self.auth.require_caller(context, may_see_pathway_details, "list pathways")
         violations, after = list_violations(request)
         if violations:
             await abort_invalid(context, violations)
+        scope = await self._scope(context, caller, request.municipality, "list pathways")
         filters = ListFilter(
             stage=stage_of(request.stage),
-            municipality=request.municipality,
+            municipality=scope.municipality,
             unit=request.unit,
             division=division_name(request.division),
-            her_id=role.scope if role.name == "hospital" else "",
+            her_id=scope.her_id,
         )
-        pathways, token = await asyncio.to_thread(
+        found, token = await asyncio.to_thread(
             self.store.list_pathways, filters, request.page_size, after
         )
+        pathways = [p for p in found if _may_read(caller.role, p)]  # the SQL filter did it
         log.info(
             "audit.pathway_list",
-            role=str(role),
+            identity=caller.identity,
             episode_ids=[p.episode_id for p in pathways],
         )
         return pathway_pb2.ListPathwaysResponse(pathways=pathways, next_page_token=token)
@@ -204,9 +235,10 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[
     async def WatchPathways(
         self, request: pathway_pb2.WatchPathwaysRequest, context: Context
     ) -> AsyncIterator[pathway_pb2.PathwayEvent]:
-        role = await self.auth.require(context, _may_read, "watch pathways")
+        caller = await self.auth.require_caller(context, may_see_pathway_details, "watch pathways")
+        scope = await self._scope(context, caller, request.municipality, "watch pathways")
         stage = request.stage
-        municipality = request.municipality
+        municipality = scope.municipality
         division = request.division
 
         def accepts(event: pathway_pb2.PathwayEvent) -> bool:
@@ -215,11 +247,17 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[
                 (not stage or pathway.stage == stage or event.to_stage == stage)
                 and (not municipality or pathway.municipality == municipality)
                 and (not division or pathway.division == division)
-                and _owns(role, event.episode_id)
+                and _may_read(caller.role, pathway)
             )
 
         subscription = self.broadcaster.subscribe(accepts)
-        log.info("audit.pathway_watch", role=str(role), stage=stage, municipality=municipality)
+        log.info(
+            "audit.pathway_watch",
+            identity=caller.identity,
+            stage=stage,
+            municipality=municipality,
+            her_id=scope.her_id,
+        )
         try:
             # Headers go out once the subscription exists: a client that has them
             # will see every later change.

@@ -27,10 +27,14 @@ TOKENS = {
     "other-hospital": "tok-other",
     "ops": "tok-ops",
     "coordinator": "tok-coord",
+    "other-coordinator": "tok-coord-sola",
+    "finance": "tok-finance",
 }
 AUTH = (
     f"{TOKENS['hospital']}=hospital:{HER},{TOKENS['other-hospital']}=hospital:99999,"
-    f"{TOKENS['ops']}=ops,{TOKENS['coordinator']}=coordinator:1103/HOME_CARE"
+    f"{TOKENS['ops']}=ops,{TOKENS['coordinator']}=coordinator:1103/HOME_CARE,"
+    f"{TOKENS['other-coordinator']}=coordinator:1124/HOME_CARE,"
+    f"{TOKENS['finance']}=finance:1103"
 )
 _ids = itertools.count(1)
 
@@ -47,10 +51,12 @@ NID = valid_national_id()
 class Server:
     """The service's asyncio loop runs in a thread; tests use the blocking client."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, auth: str = AUTH) -> None:
+        """`auth=""`: auth off (loopback), every caller is ops."""
         settings = Settings(
             database_url=f"sqlite:///{tmp_path / 'pathway.db'}",
-            auth_tokens=AUTH,
+            auth_tokens=auth,
+            auth_tokens_file="",
             pseudonym_key="test-key",
         )
         self.runtime = PathwayRuntime(settings, grpc_address="127.0.0.1:0", kafka=False)
