@@ -161,15 +161,19 @@ def may_submit_for_hospital(role: Role, her_id: str) -> bool:
     return role.is_ops or (role.kind is RoleKind.HOSPITAL and role.her_id == her_id)
 
 
-def may_read_episode(role: Role, municipality: str, her_id: str) -> bool:
-    """See anything about one episode (its pathway needs `may_see_pathway_details` too)."""
+def _in_scope(role: Role, municipality: str | None, her_id: str | None) -> bool:
+    """Every role but ops is scoped by exactly one of a municipality or a HER-id."""
     if role.is_ops:
         return True
-    if role.kind is RoleKind.HOSPITAL:
-        return bool(her_id) and role.her_id == her_id
-    if role.kind is RoleKind.COORDINATOR:
+    if role.municipality:
         return bool(municipality) and role.municipality == municipality
-    return may_read_statements(role, municipality, her_id)
+    return bool(her_id) and role.her_id == her_id
+
+
+def may_read_episode(role: Role, municipality: str, her_id: str) -> bool:
+    """See anything about one episode (its pathway needs `may_see_pathway_details` too):
+    a hospital its HER-id's, a coordinator its municipality's, finance its scope's."""
+    return _in_scope(role, municipality, her_id)
 
 
 def may_see_pathway_details(role: Role) -> bool:
@@ -200,15 +204,7 @@ def may_read_statements(
 ) -> bool:
     """Liability statements of an episode (or a query) of this municipality / hospital;
     a query that names neither is for ops only."""
-    if role.is_ops:
-        return True
-    if role.kind is RoleKind.HOSPITAL:
-        return bool(her_id) and role.her_id == her_id
-    if role.kind is RoleKind.COORDINATOR:
-        return bool(municipality) and role.municipality == municipality
-    if role.municipality:
-        return bool(municipality) and role.municipality == municipality
-    return bool(her_id) and role.her_id == her_id
+    return _in_scope(role, municipality, her_id)
 
 
 def listing_scope(role: Role) -> ListingScope:
