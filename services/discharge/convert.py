@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from discharge.domain.clock import LiableDay, Period, PeriodStatus, Statement
 from discharge.domain.liability_diff import ChangeKind, LiabilityChange
+from discharge.domain.statement import (
+    Conflict,
+    Evidence,
+    LiableDay,
+    Period,
+    PeriodStatus,
+    Statement,
+)
 from overgang.v1 import liability_pb2 as pb
 
 _STATUS = {
@@ -21,7 +28,27 @@ def _day(value: dt.date | None) -> str:
 
 
 def liable_day(day: LiableDay) -> pb.LiableDay:
-    return pb.LiableDay(date=day.date.isoformat(), amount_nok=day.amount_nok)
+    return pb.LiableDay(
+        date=day.date.isoformat(), amount_nok=day.amount_nok or 0, rate_pending=day.pending
+    )
+
+
+def evidence(e: Evidence) -> pb.Evidence:
+    return pb.Evidence(
+        started_by=e.started_by,
+        ended_by=e.ended_by or "",
+        voided_by=e.voided_by or "",
+        answers=list(e.answers),
+        admission_notice=e.admission_notice or "",
+        cooperation_meeting=e.cooperation_meeting or "",
+        updates=list(e.updates),
+    )
+
+
+def conflict(c: Conflict) -> pb.Conflict:
+    return pb.Conflict(
+        event_id=c.event_id, reason=c.reason, kind=c.kind.value, related_event_id=c.related_event_id
+    )
 
 
 def period(p: Period) -> pb.Period:
@@ -37,6 +64,9 @@ def period(p: Period) -> pb.Period:
         days=p.liable_days,
         amount_nok=p.amount_nok,
         end_cause=p.end_cause.value if p.end_cause else "",
+        pending_days=p.pending_days,
+        evidence=evidence(p.evidence),
+        not_liable_reason=p.not_liable_reason or "",
     )
 
 
@@ -56,6 +86,9 @@ def episode_statement(statement: Statement, error: str | None = None) -> pb.Epis
         days=[liable_day(d) for d in statement.days],
         as_of=statement.as_of.isoformat(),
         error=error or "",
+        pending_days=statement.pending_days,
+        rate_pending=statement.rate_pending,
+        conflicts=[conflict(c) for c in statement.conflicts],
     )
 
 
@@ -83,6 +116,7 @@ def liability_event(change: LiabilityChange, as_of: dt.date, now: dt.datetime) -
         msg.corrected.added.extend(liable_day(d) for d in change.added)
         msg.corrected.delta_nok = change.delta_nok
         msg.corrected.cause_event_id = change.cause_event_id
+        msg.corrected.delta_pending_days = change.delta_pending_days
     elif change.kind is ChangeKind.PERIOD_ENDED:
         assert change.period is not None
         msg.period_ended.period.CopyFrom(period(change.period))

@@ -1,112 +1,228 @@
-"""LiabilityService: what the clock has announced, per episode, running, per month."""
+"""LiabilityService: what the clock has announced, per episode, running, per month.
+
+Any discharge worker answers: a call for an episode another worker owns is forwarded to
+it, a call over all episodes is fanned out and merged (`peers.py`). Every answer is
+scoped by the caller's role: a hospital sees its HER-id's episodes, a coordinator or
+finance officer of a municipality the periods that municipality pays, ops everything.
+"""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeAlias
 
 import grpc
 
-from discharge.convert import episode_statement, liable_day
-from discharge.domain.clock import PeriodStatus, Statement
-from discharge.streams import ClockStreams
+from discharge.convert import episode_statement, liable_day, period
+from discharge.domain.live_clock import ClockEntry
+from discharge.domain.statement import PeriodStatus, Statement
+from discharge.peers import Peers, is_forwarded
+from discharge.store import ClockStore
 from overgang.codec import EPISODE_ID, MUNICIPALITY
-from overgang.grpc.auth import Authenticator, Role
+from overgang.grpc.auth import Authenticator, Role, may_read_statements
 from overgang.grpc.errors import abort_invalid
 from overgang.v1 import liability_pb2 as pb
 from overgang.v1 import liability_pb2_grpc
 
 Context: TypeAlias = Any  # grpc.aio.ServicerContext (grpc ships no type hints)
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+HER_ID = re.compile(r"^\d{1,9}$")
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
 
 
-def _may_read(role: Role) -> bool:
-    return role.name in {"ops", "finance"}
+def her_id_of(episode_id: str) -> str:
+    return episode_id.partition(":")[0]
 
 
-def _empty(entry_id: str, municipality: str, as_of: dt.date) -> Statement:
-    return Statement(entry_id, municipality, as_of, ())
+def _may_read_statement(role: Role, statement: Statement) -> bool:
+    payers = {p.municipality for p in statement.periods} or {statement.municipality}
+    her_id = her_id_of(statement.episode_id)
+    return any(may_read_statements(role, municipality=m, her_id=her_id) for m in payers)
+
+
+def _statement(entry: ClockEntry) -> Statement:
+    return entry.announced or Statement(entry.episode_id, "", entry.as_of, ())
+
+
+def _page_token(episode_id: str) -> str:
+    return base64.urlsafe_b64encode(episode_id.encode()).decode()
+
+
+def _after(token: str) -> str | None:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode() if token else ""
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+async def _relay(context: Context, call: Awaitable[Any]) -> Any:
+    """A forwarded call's answer, or its error as this call's error."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        await context.abort(exc.code(), exc.details() or "")
+        raise AssertionError("unreachable") from None
 
 
 class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
-    def __init__(self, clock: ClockStreams, auth: Authenticator) -> None:
-        self.clock = clock
+    def __init__(
+        self,
+        store: ClockStore,
+        partition_of: Callable[[str], int],
+        owns: Callable[[str], bool],
+        auth: Authenticator,
+        peers: Peers | None = None,
+    ) -> None:
+        self.store = store
+        self.partition_of = partition_of
+        self.owns = owns
         self.auth = auth
+        self.peers = peers
+
+    def _routing(self, context: Context) -> Peers | None:
+        """The other workers to ask, or None: answer from this worker's partitions only
+        (a single worker, or a call a peer forwarded)."""
+        if self.peers is None or is_forwarded(context.invocation_metadata()):
+            return None
+        return self.peers
+
+    async def _fan_out(self, context: Context, method: str, request: Any) -> list[Any]:
+        peers = self._routing(context)
+        if peers is None:
+            return []
+        answers = peers.fan_out(method, request, context.invocation_metadata())
+        return list(await _relay(context, answers))
 
     async def GetEpisode(
         self, request: pb.GetEpisodeRequest, context: Context
     ) -> pb.EpisodeStatement:
-        await self.auth.require(context, _may_read, "read liability")
+        caller = await self.auth.authenticate(context)
         if not EPISODE_ID.match(request.episode_id):
             await abort_invalid(context, [("episodeId", "must be '<HER-id>:<local number>'")])
-        entry = self.clock.store.get(request.episode_id)
-        if entry is None and not self.clock.owns(request.episode_id):
-            partition = self.clock.partition_of(request.episode_id)
+        entry = self.store.get(request.episode_id)
+        if entry is None and not self.owns(request.episode_id):
+            partition = self.partition_of(request.episode_id)
+            peers = self._routing(context)
+            owner = peers.owner(partition) if peers else None
+            if peers is not None and owner is not None and owner != peers.own_address:
+                forward = peers.call(owner, "GetEpisode", request, context.invocation_metadata())
+                answer: pb.EpisodeStatement = await _relay(context, forward)
+                return answer
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE,
-                f"partition {partition} of episode {request.episode_id} is served by another "
-                "discharge worker (or is being rebalanced): ask that worker or retry",
+                f"partition {partition} of the episode is being rebalanced between discharge "
+                "workers: retry",
             )
-            raise AssertionError("unreachable")
         if entry is None:
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND, f"no clock for episode {request.episode_id}"
-            )
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no clock for this episode")
             raise AssertionError("unreachable")
-        statement = entry.announced or _empty(entry.episode_id, "", entry.as_of)
+        statement = _statement(entry)
+        if not _may_read_statement(caller.role, statement):
+            await self.auth.deny(context, caller, "read this episode's liability")
         return episode_statement(statement, entry.error)
 
     async def ListRunningClocks(
         self, request: pb.ListRunningClocksRequest, context: Context
     ) -> pb.ListRunningClocksResponse:
-        await self.auth.require(context, _may_read, "read liability")
+        caller = await self.auth.authenticate(context)
+        after = _after(request.page_token)
+        violations = []
         if request.municipality and not MUNICIPALITY.match(request.municipality):
-            await abort_invalid(context, [("municipality", "must be a four-digit kommunenummer")])
+            violations.append(("municipality", "must be a four-digit kommunenummer"))
+        if not 0 <= request.page_size <= MAX_PAGE:
+            violations.append(("pageSize", f"must be between 0 and {MAX_PAGE}"))
+        if after is None:
+            violations.append(("pageToken", "is not a token this service gave out"))
+        if violations:
+            await abort_invalid(context, violations)
+        role = caller.role
+        if request.municipality and not may_read_statements(role, request.municipality):
+            await self.auth.deny(context, caller, "read that municipality's clocks")
         running = [
-            episode_statement(e.announced, e.error)
-            for e in sorted(self.clock.store.entries(), key=lambda e: e.episode_id)
-            if e.announced is not None
-            and e.announced.status is PeriodStatus.RUNNING
-            and request.municipality in ("", e.announced.municipality)
+            episode_statement(s, e.error)
+            for e in self.store.entries()
+            if (s := _statement(e)).status is PeriodStatus.RUNNING
+            and request.municipality in ("", s.municipality)
+            and _may_read_statement(role, s)
         ]
-        return pb.ListRunningClocksResponse(episodes=running)
+        if self._routing(context) is None and self.peers is not None:
+            return pb.ListRunningClocksResponse(episodes=running)  # all, for the peer asking
+        for answer in await self._fan_out(context, "ListRunningClocks", request):
+            running.extend(answer.episodes)
+        running.sort(key=lambda s: s.episode_id)
+        page = [s for s in running if s.episode_id > (after or "")][
+            : request.page_size or DEFAULT_PAGE
+        ]
+        more = page and page[-1].episode_id != running[-1].episode_id
+        return pb.ListRunningClocksResponse(
+            episodes=page, next_page_token=_page_token(page[-1].episode_id) if more else ""
+        )
 
     async def GetMonthlyStatement(
         self, request: pb.GetMonthlyStatementRequest, context: Context
     ) -> pb.MonthlyStatement:
-        await self.auth.require(context, _may_read, "read liability")
+        caller = await self.auth.authenticate(context)
         violations = []
-        if not MUNICIPALITY.match(request.municipality):
+        if bool(request.municipality) == bool(request.her_id):
+            violations.append(("municipality", "give either municipality or herId"))
+        if request.municipality and not MUNICIPALITY.match(request.municipality):
             violations.append(("municipality", "must be a four-digit kommunenummer"))
+        if request.her_id and not HER_ID.match(request.her_id):
+            violations.append(("herId", "must be the hospital's HER-id (digits)"))
         if not MONTH.match(request.month):
             violations.append(("month", "must be YYYY-MM"))
         if violations:
             await abort_invalid(context, violations)
-        statement = pb.MonthlyStatement(municipality=request.municipality, month=request.month)
-        as_of: dt.date | None = None
-        for entry in sorted(self.clock.store.entries(), key=lambda e: e.episode_id):
-            if entry.announced is None:
-                continue
-            as_of = max(as_of or entry.as_of, entry.as_of)
-            # Each period's payer is the municipality on its own notice.
-            days = [
-                day
-                for period in entry.announced.periods
-                if period.municipality == request.municipality
-                for day in period.days
-                if day.date.isoformat().startswith(request.month)
-            ]
-            if not days:
-                continue
-            line = pb.MonthlyStatementLine(
-                episode_id=entry.episode_id,
-                liable_days=len(days),
-                amount_nok=sum(d.amount_nok for d in days),
-                days=[liable_day(d) for d in days],
-            )
-            statement.lines.append(line)
-            statement.liable_days += line.liable_days
-            statement.amount_nok += line.amount_nok
-        statement.as_of = as_of.isoformat() if as_of else ""
-        return statement
+        municipality, her_id = request.municipality or None, request.her_id or None
+        if not may_read_statements(caller.role, municipality=municipality, her_id=her_id):
+            await self.auth.deny(context, caller, "read that statement")
+        entries = sorted(self.store.entries(), key=lambda e: e.episode_id)
+        lines = list(_monthly_lines(entries, request))
+        as_ofs = [e.as_of for e in entries]
+        for answer in await self._fan_out(context, "GetMonthlyStatement", request):
+            lines.extend(answer.lines)
+            if answer.as_of:
+                as_ofs.append(dt.date.fromisoformat(answer.as_of))
+        lines.sort(key=lambda line: line.episode_id)
+        return pb.MonthlyStatement(
+            municipality=request.municipality,
+            her_id=request.her_id,
+            month=request.month,
+            lines=lines,
+            liable_days=sum(line.liable_days for line in lines),
+            pending_days=sum(line.pending_days for line in lines),
+            amount_nok=sum(line.amount_nok for line in lines),
+            as_of=max(as_ofs).isoformat() if as_ofs else "",
+        )
+
+
+def _monthly_lines(
+    entries: Iterable[ClockEntry], request: pb.GetMonthlyStatementRequest
+) -> Iterable[pb.MonthlyStatementLine]:
+    """Per episode, the month's liable days of the periods the payer (or the hospital)
+    is party to: each period's payer is the municipality on its own notice."""
+    for entry in entries:
+        if entry.announced is None:
+            continue
+        if request.her_id and her_id_of(entry.episode_id) != request.her_id:
+            continue
+        periods = [
+            p
+            for p in entry.announced.periods
+            if request.her_id or p.municipality == request.municipality
+        ]
+        days = [d for p in periods for d in p.days if d.date.isoformat().startswith(request.month)]
+        if not days:
+            continue
+        yield pb.MonthlyStatementLine(
+            episode_id=entry.episode_id,
+            municipality=periods[-1].municipality,
+            liable_days=len(days),
+            pending_days=sum(1 for d in days if d.pending),
+            amount_nok=sum(d.amount_nok or 0 for d in days),
+            days=[liable_day(d) for d in days],
+            periods=[period(p) for p in periods if any(d in days for d in p.days)],
+        )

@@ -4,16 +4,22 @@ table is recovered, the gRPC LiabilityService."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from pathlib import Path
 
 import faust
+import grpc
 
 from discharge.domain.live_clock import Rules
+from discharge.domain.rates import RateTable
 from discharge.grpc_api import LiabilityServicer
-from discharge.rules import load_profile, load_rates
+from discharge.peers import Peers
+from discharge.rules import DEFAULT_RATES, ConfigError, load_profile, load_rates
 from discharge.streams import ClockStreams, create_streams
 from overgang.config import Settings, wall_clock
 from overgang.grpc.auth import Authenticator
 from overgang.grpc.server import GrpcServer
+from overgang.grpc.tls import channel_credentials
 from overgang.kafka.topics import (
     CLOCK_TICKS,
     HOSPITAL_EVENTS,
@@ -26,6 +32,34 @@ from overgang.v1 import liability_pb2, liability_pb2_grpc
 
 log = get_logger(__name__)
 SERVICE_NAME = liability_pb2.DESCRIPTOR.services_by_name["LiabilityService"].full_name
+
+
+def rates_reloader(settings: Settings) -> Callable[[], RateTable | None]:
+    """Reads the rate table again when its file changed; None when unchanged or broken
+    (a broken file is logged and the table in force kept)."""
+    path = Path(settings.rates_file) if settings.rates_file else DEFAULT_RATES
+    seen = [_stamp(path)]
+
+    def reload() -> RateTable | None:
+        stamp = _stamp(path)
+        if stamp == seen[0]:
+            return None
+        seen[0] = stamp
+        try:
+            return load_rates(path)
+        except (ConfigError, OSError) as exc:
+            log.error("rates.reload_failed", source=str(path), error=str(exc))
+            return None
+
+    return reload
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size)
 
 
 def load_rules(settings: Settings) -> Rules:
@@ -42,11 +76,22 @@ def build(settings: Settings) -> ClockStreams:
     log.info(
         "topics.ensured", created=created, rates=rules.rates.source, profile=rules.profile.name
     )
-    streams = create_streams(settings, rules, wall_clock(settings))
-    auth = Authenticator(settings.auth_tokens)
-    if not auth.enabled:
-        log.warning("auth.disabled", hint="set OVERGANG_AUTH_TOKENS outside a laptop")
-    servicer = LiabilityServicer(streams, auth)
+    streams = create_streams(settings, rules, wall_clock(settings), rates_reloader(settings))
+    auth = Authenticator.from_settings(settings)
+    credentials = channel_credentials(settings)
+
+    def channel(address: str) -> grpc.aio.Channel:
+        if credentials is None:
+            return grpc.aio.insecure_channel(address)
+        return grpc.aio.secure_channel(address, credentials)
+
+    peers = Peers(
+        settings.discharge_advertised,
+        streams.app.assignor.tables_metadata,
+        streams.changelog_topic,
+        channel,
+    )
+    servicer = LiabilityServicer(streams.store, streams.partition_of, streams.owns, auth, peers)
 
     @streams.app.task
     async def serve_grpc() -> None:

@@ -5,19 +5,23 @@ and the table as the worker and the gRPC API read it."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-from discharge.domain.clock import (
+from discharge.domain.live_clock import ClockEntry
+from discharge.domain.statement import (
+    Conflict,
+    ConflictKind,
     EndCause,
+    Evidence,
     LiableDay,
     Period,
     PeriodStatus,
     Statement,
     VoidReason,
 )
-from discharge.domain.live_clock import ClockEntry
 from overgang.codec import decode_event, encode_event
 
 
@@ -49,6 +53,11 @@ def _date(value: str | None) -> dt.date | None:
     return dt.date.fromisoformat(value) if value else None
 
 
+def _evidence_from_json(data: dict[str, Any]) -> Evidence:
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return Evidence(**fields)
+
+
 def statement_to_json(statement: Statement) -> dict[str, Any]:
     return {
         "episode_id": statement.episode_id,
@@ -56,7 +65,6 @@ def statement_to_json(statement: Statement) -> dict[str, Any]:
         "as_of": statement.as_of.isoformat(),
         "periods": [
             {
-                "notice_event_id": p.notice_event_id,
                 "municipality": p.municipality,
                 "start": p.start.isoformat(),
                 "end": _day(p.end),
@@ -64,9 +72,12 @@ def statement_to_json(statement: Statement) -> dict[str, Any]:
                 "status": p.status.value,
                 "void_reason": p.void_reason.value if p.void_reason else None,
                 "days": [[d.date.isoformat(), d.amount_nok] for d in p.days],
+                "evidence": dataclasses.asdict(p.evidence),
+                "not_liable_reason": p.not_liable_reason,
             }
             for p in statement.periods
         ],
+        "conflicts": [dataclasses.asdict(c) for c in statement.conflicts],
     }
 
 
@@ -77,16 +88,21 @@ def statement_from_json(data: dict[str, Any]) -> Statement:
         as_of=dt.date.fromisoformat(data["as_of"]),
         periods=tuple(
             Period(
-                notice_event_id=p["notice_event_id"],
                 municipality=p["municipality"],
                 start=dt.date.fromisoformat(p["start"]),
                 end=_date(p["end"]),
                 end_cause=EndCause(p["end_cause"]) if p["end_cause"] else None,
                 status=PeriodStatus(p["status"]),
                 void_reason=VoidReason(p["void_reason"]) if p["void_reason"] else None,
-                days=tuple(LiableDay(dt.date.fromisoformat(d), int(a)) for d, a in p["days"]),
+                days=tuple(LiableDay(dt.date.fromisoformat(d), a) for d, a in p["days"]),
+                evidence=_evidence_from_json(p["evidence"]),
+                not_liable_reason=p["not_liable_reason"],
             )
             for p in data["periods"]
+        ),
+        conflicts=tuple(
+            Conflict(ConflictKind(c["kind"]), c["event_id"], c["related_event_id"], c["reason"])
+            for c in data["conflicts"]
         ),
     )
 
@@ -99,6 +115,7 @@ def entry_to_json(entry: ClockEntry) -> dict[str, Any]:
         "events": [base64.b64encode(encode_event(e)).decode() for e in entry.events],
         "announced": statement_to_json(entry.announced) if entry.announced else None,
         "error": entry.error,
+        "rates": entry.rates,
     }
 
 
@@ -110,4 +127,5 @@ def entry_from_json(data: dict[str, Any]) -> ClockEntry:
         events=tuple(decode_event(base64.b64decode(e)) for e in data["events"]),
         announced=statement_from_json(data["announced"]) if data["announced"] else None,
         error=data.get("error"),
+        rates=data.get("rates", ""),
     )

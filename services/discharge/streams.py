@@ -21,6 +21,8 @@ import faust
 from kafka.partitioner.default import murmur2
 
 from discharge.domain.live_clock import Rules
+from discharge.domain.rates import RateTable
+from discharge.peers import advertised_url
 from discharge.store import ClockStore
 from discharge.worker import ClockWorker
 from overgang.codec import CONTENT_TYPE_JSON
@@ -28,9 +30,11 @@ from overgang.config import Settings
 from overgang.events import OSLO
 from overgang.kafka import topics
 from overgang.kafka.records import Headers
+from overgang.kafka.security import faust_app_options
 
 APP_ID = "overgang-discharge"
 CATCH_UP_SECONDS = 300.0
+RATES_POLL_SECONDS = 30.0
 RAW = {"key_serializer": "raw", "value_serializer": "raw"}
 
 
@@ -40,6 +44,7 @@ class ClockStreams:
     store: ClockStore
     worker: ClockWorker
     settings: Settings
+    changelog_topic: str
 
     def partition_of(self, episode_id: str) -> int:
         """The partition the default (murmur2) partitioner gives the episode's key."""
@@ -62,12 +67,18 @@ def _datadir(settings: Settings) -> str:
 
 
 def create_streams(
-    settings: Settings, rules: Rules, now: Callable[[], dt.datetime]
+    settings: Settings,
+    rules: Rules,
+    now: Callable[[], dt.datetime],
+    reload: Callable[[], RateTable | None] | None = None,
 ) -> ClockStreams:
     app = faust.App(
         APP_ID + settings.app_id_suffix,
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        **faust_app_options(settings),
         store="memory://",
+        # The assignor shares each worker's canonical URL: peers forward statement
+        # queries for the partitions a worker owns to its gRPC address (peers.py).
+        canonical_url=advertised_url(settings.discharge_advertised),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.replication_factor,
         timezone=OSLO,
@@ -114,7 +125,14 @@ def create_streams(
                 value=body, partition=partition, headers=[("content-type", CONTENT_TYPE_JSON)]
             )
 
+    async def reload_rates() -> None:
+        # The operator's new rate table is picked up without a restart; the ticks it
+        # sends make every partition re-price its clocks (announced as corrections).
+        if reload is not None and worker.use_rates(reload()):
+            await send_ticks()
+
     app.crontab("0 0 * * *", timezone=OSLO, on_leader=True)(send_ticks)
     app.timer(interval=CATCH_UP_SECONDS)(send_ticks)
+    app.timer(interval=RATES_POLL_SECONDS)(reload_rates)
     app.task(send_ticks)
-    return ClockStreams(app, store, worker, settings)
+    return ClockStreams(app, store, worker, settings, table.changelog_topic.get_topic_name())

@@ -12,9 +12,18 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from discharge.convert import liability_event
-from discharge.domain.live_clock import ClockEntry, Outcome, Rules, apply_event, apply_tick
+from discharge.domain.live_clock import (
+    ClockEntry,
+    Outcome,
+    Rules,
+    apply_event,
+    apply_rates,
+    apply_tick,
+)
+from discharge.domain.rates import RateTable
 from discharge.store import ClockStore
 from overgang.codec import InvalidEvent, decode_event
 from overgang.events import MUNICIPAL_KINDS, OSLO, EpisodeEvent
@@ -123,8 +132,11 @@ class ClockWorker:
             await self.dead_letter(record, f"not a day tick: {exc}")
             return
         for entry in self.store.entries(record.partition):
-            outcome = apply_tick(entry, day, self.rules)
-            if outcome.entry != entry:
+            repriced = apply_rates(entry, self.rules)
+            if repriced.entry != entry:
+                await self._record(repriced)
+            outcome = apply_tick(repriced.entry, day, self.rules)
+            if outcome.entry != repriced.entry:
                 await self._record(outcome)
 
     async def _record(self, outcome: Outcome) -> None:
@@ -140,6 +152,15 @@ class ClockWorker:
         self.store.put(entry)  # only after the announcements were acknowledged
         if entry.error:
             log.error("clock.not_announced", episode=entry.episode_id, error=entry.error)
+
+    def use_rates(self, rates: RateTable | None) -> bool:
+        """Switch to a new rate table (None: unchanged); True if it differs. The next
+        tick of each partition re-prices its clocks and announces the difference."""
+        if rates is None or rates.fingerprint == self.rules.rates.fingerprint:
+            return False
+        log.info("rates.changed", source=rates.source, years=list(rates.years()))
+        self.rules = replace(self.rules, rates=rates)
+        return True
 
     def tick_body(self) -> bytes:
         return json.dumps({"date": self.today().isoformat()}).encode()

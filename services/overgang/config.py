@@ -63,6 +63,13 @@ class Settings:
     discharge_grpc: str = field(
         default_factory=lambda: _env("DISCHARGE_GRPC_ADDR", "127.0.0.1:50052")
     )
+    # How the other discharge workers reach this one's LiabilityService (they forward
+    # calls for the partitions it owns); default: DISCHARGE_GRPC_ADDR.
+    discharge_advertised: str = field(
+        default_factory=lambda: _env(
+            "DISCHARGE_ADVERTISED_ADDR", _env("DISCHARGE_GRPC_ADDR", "127.0.0.1:50052")
+        )
+    )
     coordination_grpc: str = field(
         default_factory=lambda: _env("COORDINATION_GRPC_ADDR", "127.0.0.1:50053")
     )

@@ -13,18 +13,33 @@ def story() -> Episode:
     return Episode().admission_notice(at("2024-03-01")).discharge_ready(at("2024-03-04"))
 
 
-def test_a_new_notice_announces_a_started_period_and_no_days_yet() -> None:
+def test_a_notice_on_the_current_day_announces_nothing_before_the_day_is_over() -> None:
+    # As of day D the statement reflects only events before D began (Oslo time).
     changes = liability_diff(None, story().statement(as_of="2024-03-04"), "notice")
-    assert [c.kind for c in changes] == [ChangeKind.PERIOD_STARTED]
+    assert changes == []
 
 
-def test_the_midnight_tick_accrues_the_day_that_just_ended() -> None:
+def test_the_next_midnight_announces_the_started_period_and_its_first_day() -> None:
     episode = story()
     changes = liability_diff(
         episode.statement(as_of="2024-03-04"), episode.statement(as_of="2024-03-05"), None
     )
     assert [(c.kind, c.event_id) for c in changes] == [
-        (ChangeKind.DAY_ACCRUED, "81234:E1:day:2024-03-04")
+        (
+            ChangeKind.PERIOD_STARTED,
+            f"81234:E1:{episode.events[-1].event_id}:period_started:tick-2024-03-05",
+        ),
+        (ChangeKind.DAY_ACCRUED, "81234:E1:day:2024-03-04"),
+    ]
+
+
+def test_the_midnight_tick_accrues_the_day_that_just_ended() -> None:
+    episode = story()
+    changes = liability_diff(
+        episode.statement(as_of="2024-03-05"), episode.statement(as_of="2024-03-06"), None
+    )
+    assert [(c.kind, c.event_id) for c in changes] == [
+        (ChangeKind.DAY_ACCRUED, "81234:E1:day:2024-03-05")
     ]
 
 
@@ -48,11 +63,11 @@ def test_a_late_event_is_announced_as_a_correction_reversing_days() -> None:
     )
 
 
-def test_an_end_event_on_the_current_day_announces_the_end_without_correction() -> None:
+def test_an_end_event_on_the_current_day_is_announced_at_midnight_without_correction() -> None:
     episode = story()
     before = episode.statement(as_of="2024-03-06")
     episode.service_ready(at("2024-03-06"))
-    changes = liability_diff(before, episode.statement(as_of="2024-03-06"), "ready")
+    changes = liability_diff(before, episode.statement(as_of="2024-03-07"), None)
     assert [c.kind for c in changes] == [ChangeKind.PERIOD_ENDED]
 
 

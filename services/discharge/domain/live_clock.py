@@ -27,6 +27,9 @@ class ClockEntry:
     # Why the last recomputation could not be announced. The clock itself never fails
     # (a missing rate makes rate-pending days); kept for the table's stored form.
     error: str | None = None
+    # The fingerprint of the rate table `announced` was priced with: a worker whose rate
+    # table differs re-prices the entry (`apply_rates`) and announces the difference.
+    rates: str = ""
 
     def has(self, event: EpisodeEvent) -> bool:
         return event in self.events
@@ -49,7 +52,8 @@ def _recompute(entry: ClockEntry, rules: Rules, cause_event_id: str | None) -> O
         entry.episode_id, entry.events, entry.as_of, rules.rates, rules.profile
     )
     changes = liability_diff(entry.announced, current, cause_event_id)
-    return Outcome(replace(entry, announced=current, error=None), changes)
+    priced = replace(entry, announced=current, error=None, rates=rules.rates.fingerprint)
+    return Outcome(priced, changes)
 
 
 def apply_event(entry: ClockEntry, event: EpisodeEvent, rules: Rules) -> Outcome:
@@ -72,4 +76,6 @@ def rates_cause(rates: RateTable) -> str:
 def apply_rates(entry: ClockEntry, rules: Rules) -> Outcome:
     """The operator changed the rate table: rate-pending days of a year that now has a
     rate (or days whose rate changed) are announced as one correction."""
+    if entry.rates == rules.rates.fingerprint:
+        return Outcome(entry)
     return _recompute(entry, rules, rates_cause(rules.rates))

@@ -106,15 +106,26 @@ class Evidence(_message.Message):
     ENDED_BY_FIELD_NUMBER: _builtins.int
     VOIDED_BY_FIELD_NUMBER: _builtins.int
     ANSWERS_FIELD_NUMBER: _builtins.int
+    ADMISSION_NOTICE_FIELD_NUMBER: _builtins.int
+    COOPERATION_MEETING_FIELD_NUMBER: _builtins.int
+    UPDATES_FIELD_NUMBER: _builtins.int
     started_by: _builtins.str
     """the discharge-ready notice"""
     ended_by: _builtins.str
     """service ready, discharge, withdrawal or death"""
     voided_by: _builtins.str
     """the event that broke a precondition, if any (e.g. a late notice)"""
+    admission_notice: _builtins.str
+    """the admission notice that satisfied the precondition"""
+    cooperation_meeting: _builtins.str
+    """the meeting, where the rule profile needs one"""
     @_builtins.property
     def answers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """the municipality's answers that applied"""
+
+    @_builtins.property
+    def updates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """repeated notices while the period was in force"""
 
     def __init__(
         self,
@@ -123,10 +134,13 @@ class Evidence(_message.Message):
         ended_by: _builtins.str = ...,
         voided_by: _builtins.str = ...,
         answers: _abc.Iterable[_builtins.str] | None = ...,
+        admission_notice: _builtins.str = ...,
+        cooperation_meeting: _builtins.str = ...,
+        updates: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers", "ended_by", b"ended_by", "started_by", b"started_by", "voided_by", b"voided_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admission_notice", b"admission_notice", "answers", b"answers", "cooperation_meeting", b"cooperation_meeting", "ended_by", b"ended_by", "started_by", b"started_by", "updates", b"updates", "voided_by", b"voided_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -142,17 +156,24 @@ class Conflict(_message.Message):
 
     EVENT_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    RELATED_EVENT_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     reason: _builtins.str
+    kind: _builtins.str
+    """DUPLICATE_EVENT_ID, NOTICE_AFTER_DEATH"""
+    related_event_id: _builtins.str
     def __init__(
         self,
         *,
         event_id: _builtins.str = ...,
         reason: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        related_event_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "kind", b"kind", "reason", b"reason", "related_event_id", b"related_event_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -294,8 +315,12 @@ class LiabilityEvent(_message.Message):
         ADDED_FIELD_NUMBER: _builtins.int
         DELTA_NOK_FIELD_NUMBER: _builtins.int
         CAUSE_EVENT_ID_FIELD_NUMBER: _builtins.int
+        DELTA_PENDING_DAYS_FIELD_NUMBER: _builtins.int
         delta_nok: _builtins.int
+        """priced days only"""
         cause_event_id: _builtins.str
+        delta_pending_days: _builtins.int
+        """Change in rate-pending days (e.g. negative when a year's rate was added)."""
         @_builtins.property
         def reversed(self) -> _containers.RepeatedCompositeFieldContainer[Global___LiableDay]: ...
         @_builtins.property
@@ -307,10 +332,11 @@ class LiabilityEvent(_message.Message):
             added: _abc.Iterable[Global___LiableDay] | None = ...,
             delta_nok: _builtins.int = ...,
             cause_event_id: _builtins.str = ...,
+            delta_pending_days: _builtins.int = ...,
         ) -> None: ...
         _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["added", b"added", "cause_event_id", b"cause_event_id", "delta_nok", b"delta_nok", "reversed", b"reversed"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["added", b"added", "cause_event_id", b"cause_event_id", "delta_nok", b"delta_nok", "delta_pending_days", b"delta_pending_days", "reversed", b"reversed"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
