@@ -18,4 +18,4 @@ os.environ.setdefault(
 )
 # --- end test broker
 
-from kafka_fixture import kafka_bootstrap, unique_name  # noqa: E402, F401
+from kafka_fixture import kafka_bootstrap, unique_name  # noqa: F401

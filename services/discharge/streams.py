@@ -34,7 +34,6 @@ from overgang.kafka.security import faust_app_options
 
 APP_ID = "overgang-discharge"
 CATCH_UP_SECONDS = 300.0
-RATES_POLL_SECONDS = 30.0
 RAW = {"key_serializer": "raw", "value_serializer": "raw"}
 
 
@@ -133,6 +132,6 @@ def create_streams(
 
     app.crontab("0 0 * * *", timezone=OSLO, on_leader=True)(send_ticks)
     app.timer(interval=CATCH_UP_SECONDS)(send_ticks)
-    app.timer(interval=RATES_POLL_SECONDS)(reload_rates)
+    app.timer(interval=settings.rates_poll_seconds)(reload_rates)
     app.task(send_ticks)
     return ClockStreams(app, store, worker, settings, table.changelog_topic.get_topic_name())

@@ -81,6 +81,10 @@ class Settings:
     # remote Kafka: a throwaway development setup, never production.
     insecure_dev: bool = field(default_factory=lambda: _flag("OVERGANG_INSECURE_DEV"))
     rates_file: str = field(default_factory=lambda: _env("OVERGANG_RATES_FILE", ""))
+    # How often the discharge service looks for a changed rate table (seconds).
+    rates_poll_seconds: float = field(
+        default_factory=lambda: float(_env("OVERGANG_RATES_POLL_SECONDS", "30"))
+    )
     rule_profile_file: str = field(default_factory=lambda: _env("OVERGANG_PROFILE_FILE", ""))
     data_dir: Path = field(default_factory=lambda: _data_dir())
     # Fixed "today" (YYYY-MM-DD) for demos and tests that replay a past month; empty in

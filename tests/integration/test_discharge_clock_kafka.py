@@ -6,22 +6,23 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import random
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
-from clock_probe import CLOCK_DATE, free_port, replay_statements, service_statement
-from kafka import KafkaConsumer, KafkaProducer
+from clock_probe import (
+    announced_totals,
+    dead_letter_reasons,
+    discharge_service,
+    replay_statements,
+    wait_until_equal,
+)
+from kafka import KafkaProducer
 
 from overgang.codec import event_to_json
 from overgang.events import EventKind
 from overgang.kafka.event_producer import produce_events
-from overgang.kafka.topics import DEAD_LETTER, HOSPITAL_EVENTS, LIABILITY_EVENTS
-from overgang.v1 import liability_pb2 as pb
-from overgang.v1 import liability_pb2_grpc
+from overgang.kafka.topics import HOSPITAL_EVENTS
 from tooling.launcher import ServiceProcess
 from tooling.simulation import all_events, simulate_month
 
@@ -30,85 +31,9 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
 @pytest.fixture
 def discharge(kafka_bootstrap: str, tmp_path: Path) -> Iterator[ServiceProcess]:
-    address = f"127.0.0.1:{free_port()}"
-    service = ServiceProcess(
-        "discharge",
-        address,
-        tmp_path / "discharge.log",
-        env={
-            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "DISCHARGE_GRPC_ADDR": address,
-            "OVERGANG_CLOCK_DATE": CLOCK_DATE,
-            "OVERGANG_DATA_DIR": str(tmp_path / "data"),
-            "OVERGANG_APP_ID_SUFFIX": f"-it-{uuid.uuid4().hex[:8]}",
-        },
-    )
+    service = discharge_service(kafka_bootstrap, tmp_path)
     yield service.start().wait_serving()
     service.stop()
-
-
-def wait_until_equal(
-    address: str, expected: dict[str, dict[str, object]], timeout: float = 90
-) -> None:
-    deadline = time.monotonic() + timeout
-    mismatched: dict[str, object] = {}
-    with grpc.insecure_channel(address) as channel:
-        stub = liability_pb2_grpc.LiabilityServiceStub(channel)
-        while time.monotonic() < deadline:
-            mismatched = {}
-            for episode, statement in expected.items():
-                try:
-                    actual = service_statement(stub, episode)
-                except grpc.RpcError as exc:
-                    actual = {"error": exc.code().name}
-                if actual != statement:
-                    mismatched[episode] = (actual, statement)
-            if not mismatched:
-                return
-            time.sleep(1)
-    raise AssertionError(
-        f"{len(mismatched)} episodes differ from replay, e.g. {next(iter(mismatched.items()))}"
-    )
-
-
-def liability_ledger(bootstrap: str, prefix: str) -> dict[str, int]:
-    """NOK per episode from the announced accruals and corrections, deduplicated by id."""
-    consumer = KafkaConsumer(
-        LIABILITY_EVENTS,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=4000,
-    )
-    seen: set[str] = set()
-    totals: dict[str, int] = {}
-    for record in consumer:
-        event = pb.LiabilityEvent.FromString(record.value)
-        if not event.episode_id.startswith(prefix) or event.event_id in seen:
-            continue
-        seen.add(event.event_id)
-        kind = event.WhichOneof("kind")
-        delta = (
-            event.day_accrued.day.amount_nok
-            if kind == "day_accrued"
-            else event.corrected.delta_nok
-            if kind == "corrected"
-            else 0
-        )
-        totals[event.episode_id] = totals.get(event.episode_id, 0) + delta
-    consumer.close()
-    return totals
-
-
-def dead_letter_reasons(bootstrap: str, key: bytes) -> list[str]:
-    consumer = KafkaConsumer(
-        DEAD_LETTER,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=4000,
-    )
-    reasons = [dict(r.headers)["dlq.reason"].decode() for r in consumer if r.key == key]
-    consumer.close()
-    return reasons
 
 
 def test_live_clock_equals_replay_through_a_crash_and_a_late_event(
@@ -160,7 +85,7 @@ def test_live_clock_equals_replay_through_a_crash_and_a_late_event(
     assert expected[void.episode_id]["status"] != "VOID"
     wait_until_equal(discharge.grpc_address, expected)
 
-    announced = liability_ledger(kafka_bootstrap, her_id)
+    announced = {k: nok for k, (nok, _pending) in announced_totals(kafka_bootstrap, her_id).items()}
     assert {k: v for k, v in announced.items() if v} == {
         k: int(e["amountNok"])
         for k, e in expected.items()
