@@ -33,9 +33,9 @@ def _repair(msg: events_pb2.Event, path: str) -> bool:
     elif path == "payload":
         msg.admitted.SetInParent()
     elif path.startswith("admissionNotified.expectedNeeds"):
-        _drop_unspecified(msg.admission_notified.expected_needs)
+        _drop_unknown_needs(msg.admission_notified.expected_needs)
     elif path.startswith("dischargeReadyNotified.needs"):
-        _drop_unspecified(msg.discharge_ready_notified.needs)
+        _drop_unknown_needs(msg.discharge_ready_notified.needs)
     elif path == "dischargeReadyNotified.readyAt":
         msg.discharge_ready_notified.ready_at.CopyFrom(msg.occurred_at)
     elif path == "municipalityAnswered.expectedReadyDate":
@@ -47,8 +47,10 @@ def _repair(msg: events_pb2.Event, path: str) -> bool:
     return True
 
 
-def _drop_unspecified(values: Any) -> None:
-    kept = [v for v in values if v != events_pb2.NEED_UNSPECIFIED]
+def _drop_unknown_needs(values: Any) -> None:
+    # Unspecified or a number this version does not know: one violation, then drop them all.
+    known = set(events_pb2.Need.values()) - {events_pb2.NEED_UNSPECIFIED}
+    kept = [v for v in values if v in known]
     del values[:]
     values.extend(kept)
 

@@ -239,6 +239,13 @@ def test_unspecified_need_is_reported_with_its_index(stub: Any) -> None:
     assert [f for f, _ in field_violations(error)] == ["event.dischargeReadyNotified.needs[1]"]
 
 
+def test_an_unknown_need_number_is_reported_once_with_its_index(stub: Any) -> None:
+    episode = admitted_episode(stub)
+    msg = ready_event(episode, discharge_ready_notified__needs=[events_pb2.HOME_NURSING, 99])
+    error = error_of(lambda: submit(stub, msg))
+    assert [f for f, _ in field_violations(error)] == ["event.dischargeReadyNotified.needs[1]"]
+
+
 def test_missing_event_is_a_field_violation(stub: Any) -> None:
     request = pathway_pb2.SubmitHospitalEventRequest(national_id=NID)
     error = error_of(

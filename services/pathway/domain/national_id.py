@@ -1,6 +1,6 @@
 """Norwegian national identity numbers: fødselsnummer, D-number and H-number.
 
-Two mod-11 check digits (weights below). A check digit of 10 makes the number
+Two mod-11 check digits (weights and check digits: `overgang.national_ids`). A check digit of 10 makes the number
 invalid; 11 becomes 0.
 """
 
@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-_K1_WEIGHTS = (3, 7, 6, 1, 8, 9, 4, 5, 2)
-_K2_WEIGHTS = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
+from overgang.national_ids import K1_WEIGHTS, K2_WEIGHTS, check_digit, with_check_digits
+
+__all__ = ["InvalidNationalId", "NationalId", "validate_national_id", "with_check_digits"]
 
 
 class InvalidNationalId(ValueError):
@@ -28,34 +29,14 @@ class NationalId:
     __str__ = __repr__
 
 
-def _check_digit(digits: str, weights: tuple[int, ...]) -> int | None:
-    remainder = sum(int(d) * w for d, w in zip(digits, weights, strict=True)) % 11
-    check = 11 - remainder
-    if check == 11:
-        return 0
-    if check == 10:
-        return None
-    return check
-
-
-def with_check_digits(first_nine: str) -> str | None:
-    """The 11-digit number for a birth date + individual number, or None when a check
-    digit would be 10 (no valid number with those nine digits)."""
-    k1 = _check_digit(first_nine, _K1_WEIGHTS)
-    if k1 is None:
-        return None
-    k2 = _check_digit(first_nine + str(k1), _K2_WEIGHTS)
-    return None if k2 is None else f"{first_nine}{k1}{k2}"
-
-
 def validate_national_id(raw: str) -> NationalId:
     value = raw.strip().replace(" ", "")
     if len(value) != 11 or not value.isdigit():
         raise InvalidNationalId("must be exactly 11 digits")
-    k1 = _check_digit(value[:9], _K1_WEIGHTS)
+    k1 = check_digit(value[:9], K1_WEIGHTS)
     if k1 is None or k1 != int(value[9]):
         raise InvalidNationalId("first check digit (mod 11) does not match")
-    k2 = _check_digit(value[:10], _K2_WEIGHTS)
+    k2 = check_digit(value[:10], K2_WEIGHTS)
     if k2 is None or k2 != int(value[10]):
         raise InvalidNationalId("second check digit (mod 11) does not match")
     day, month = int(value[0:2]), int(value[2:4])
