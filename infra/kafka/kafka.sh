@@ -33,7 +33,7 @@
 #   KAFKA_HEAP_OPTS      JVM heap            (default "-Xms128m -Xmx512m")
 #   KAFKA_PYTHON         python with kafka-python for `wait` (default <repo>/.venv/bin/python, then python3)
 #   JAVA_HOME            java to use         (default: java on PATH)
-#   KAFKA_SECURITY       plaintext | sasl_ssl (default plaintext)
+#   KAFKA_SECURITY       plaintext | sasl_ssl (default: as the data dir was formatted, else plaintext)
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -52,7 +52,8 @@ STOP_SECONDS="${KAFKA_STOP_SECONDS:-30}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 CLUSTER_NODES=(1 2 3)
-SECURITY="${KAFKA_SECURITY:-plaintext}"
+# default: the mode the single node's data dir was formatted with, else plaintext
+SECURITY="${KAFKA_SECURITY:-$(cat "$DATA_DIR/security.mode" 2>/dev/null || echo plaintext)}"
 ADMIN_PY="$SCRIPT_DIR/kafka_admin.py"
 
 log() { echo "kafka.sh: $*" >&2; }
