@@ -2,15 +2,21 @@
 (`coordination.streams`): pathway events become task changes, and the SLA timer
 escalates overdue tasks. The blocking SQL work runs in threads; after each commit
 `on_commit` wakes the task streams and the outbox relay. Time comes only from the
-injected clock."""
+injected clock.
+
+A record is finished only when its task changes are committed or it is in the
+dead-letter topic (through the outbox, as durable as the tasks). Infrastructure errors
+(database down or locked) are waited out with `overgang.retry`, so the agent, and with
+it the partition's offsets, waits and nothing is acknowledged meanwhile; a record that is
+bad in itself, or that hits a bug, is dead-lettered with the reason. The handler never
+raises for a record: a Faust agent that dies acknowledges the event it was on anyway
+(faust-streaming #315), so raising would drop it.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
-
-from sqlalchemy.exc import OperationalError
+from collections.abc import Awaitable, Callable
 
 from coordination.convert import decode_pathway_event
 from coordination.domain.due import DueRuleError
@@ -20,10 +26,10 @@ from coordination.store import Clock, TaskStore
 from overgang.codec import InvalidEvent
 from overgang.kafka.records import ConsumedRecord, Headers, send_dead_letter
 from overgang.logging import get_logger
+from overgang.retry import until_done
 
 log = get_logger(__name__)
 SERVICE = "coordination"
-DB_ATTEMPTS = 7
 
 
 class CoordinationWorker:
@@ -33,39 +39,37 @@ class CoordinationWorker:
         clock: Clock,
         *,
         on_commit: Callable[[], None] = lambda: None,
-        retry_seconds: float = 1.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.store = store
         self.clock = clock
         self._on_commit = on_commit
-        self.retry_seconds = retry_seconds
+        self._sleep = sleep  # the retry backoff's (tests pass a fast one)
 
     # ------------------------------------------------------------------ pathway events
     async def handle_record(self, record: ConsumedRecord) -> list[Task]:
-        """One record of overgang.pathway-events.v1. Never raises for a bad record: it goes
-        to the dead-letter topic with the reason; a database outage is retried."""
+        """One record of overgang.pathway-events.v1: the tasks it changed. Never raises
+        for a record; returns only once it is applied or dead-lettered."""
         try:
             change = decode_pathway_event(record.value, received_at=self.clock())
             return await self.apply(change)
         except (InvalidEvent, DueRuleError) as exc:
             reason = str(exc)
-        except OperationalError:
-            raise  # apply() retried already; let the caller's supervisor decide
         except Exception as exc:  # a bug must not stop the partition; keep the record
             log.exception("coordination.record_failed", topic=record.topic, offset=record.offset)
-            reason = f"internal error: {type(exc).__name__}: {exc}"
-        await send_dead_letter(self._dead_letter_sink, record, reason, SERVICE, log)
-        self._on_commit()
+            reason = f"processing failed: {type(exc).__name__}: {exc}"
+        await self.dead_letter(record, reason)
         return []
 
-    async def _dead_letter_sink(
-        self, key: bytes | None, value: bytes | None, headers: Headers
-    ) -> None:
-        # Through the outbox: the dead letter is as durable as the task changes.
-        await self._retrying(self.store.dead_letter, key, value, headers)
-
     async def apply(self, change: PathwayChange) -> list[Task]:
-        changed: list[Task] = await self._retrying(self.store.apply_change, change)
+        """Apply one pathway event, waiting out database outages (a repeat is a no-op:
+        the store applies each event id once, and task ids are deterministic)."""
+        changed: list[Task] = await until_done(
+            lambda: asyncio.to_thread(self.store.apply_change, change),
+            "coordination.apply",
+            log,
+            sleep=self._sleep,
+        )
         if changed:
             log.info(
                 "coordination.tasks_changed",
@@ -76,18 +80,32 @@ class CoordinationWorker:
         self._on_commit()
         return changed
 
-    async def _retrying(self, fn: Callable[..., Any], *args: Any) -> Any:
-        delay = self.retry_seconds
-        for attempt in range(1, DB_ATTEMPTS + 1):
-            try:
-                return await asyncio.to_thread(fn, *args)
-            except OperationalError as exc:  # database down or locked: wait and retry
-                if attempt == DB_ATTEMPTS:
-                    raise
-                log.warning("coordination.db_retry", attempt=attempt, error=str(exc)[:200])
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-        raise AssertionError("unreachable")
+    async def dead_letter(self, record: ConsumedRecord, reason: str) -> None:
+        """Into the outbox, waiting out database outages. Should even that fail for good
+        (a bug), the record is logged with the reason: raising would not keep it either."""
+        try:
+            await until_done(
+                lambda: send_dead_letter(self._dead_letter_sink, record, reason, SERVICE, log),
+                "coordination.dead_letter",
+                log,
+                sleep=self._sleep,
+            )
+        except Exception:
+            log.exception(
+                "coordination.dead_letter_failed",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                reason=reason,
+            )
+            return
+        self._on_commit()
+
+    async def _dead_letter_sink(
+        self, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> None:
+        # Through the outbox: the dead letter is as durable as the task changes.
+        await asyncio.to_thread(self.store.dead_letter, key, value, headers)
 
     # ------------------------------------------------------------------------ SLA timer
     async def escalate_overdue(self) -> list[Task]:
