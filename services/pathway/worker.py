@@ -4,8 +4,10 @@ coordination task updates (the consumer loop around them is `pathway.streams`).
 Each record is applied in one SQL transaction (`PathwayStore`), deduplicated by event id
 (task updates: by task version), so a redelivery is a no-op. PathwayEvents go through the
 outbox (see `pathway.store` for why each is written exactly once). A record that cannot
-be decoded or breaks a rule goes to the dead-letter topic with the reason; an
-infrastructure error (database down) raises, and the caller retries the record.
+be decoded or breaks a rule goes to the dead-letter topic with the reason, and so does one
+that hits a bug (a deterministic error would otherwise stall its partition forever); an
+infrastructure error (`overgang.retry.is_transient`: database down, Kafka, timeout)
+raises, and the caller retries the record.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from overgang.kafka.records import (
 )
 from overgang.kafka.topics import COORDINATION_TASKS, HOSPITAL_EVENTS, MUNICIPAL_EVENTS
 from overgang.logging import get_logger
+from overgang.retry import is_transient
 from pathway.convert import InvalidTask, decode_task_update
 from pathway.store import EventIdConflict, PathwayStore, Recorded
 from pathway.watch import Broadcaster
@@ -62,15 +65,28 @@ class PathwayWorker:
         self.clock = clock  # the time of a task update that carries none
 
     async def handle(self, record: ConsumedRecord, dead_letters: DeadLetterSink) -> None:
-        """Apply one record; bad input is dead-lettered, infrastructure errors raise."""
+        """Apply one record, or dead-letter it with the reason (bad input, a bug); returns
+        once either is done. Infrastructure errors raise, also the dead letter's own."""
         try:
             recorded = await self.apply(record)
         except Rejected as exc:
-            await send_dead_letter(dead_letters, record, str(exc), SERVICE, log)
+            reason = str(exc)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.exception(
+                "pathway.record_failed",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+            reason = f"processing failed: {type(exc).__name__}: {exc}"
+        else:
+            if not recorded.duplicate:
+                self.on_commit()
+                self.broadcaster.publish(recorded.announced)
             return
-        if not recorded.duplicate:
-            self.on_commit()
-            self.broadcaster.publish(recorded.announced)
+        await send_dead_letter(dead_letters, record, reason, SERVICE, log)
 
     async def apply(self, record: ConsumedRecord) -> Recorded:
         """Decode, check and record one record; raises `Rejected` for bad input."""

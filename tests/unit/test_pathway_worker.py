@@ -184,3 +184,24 @@ def test_an_infrastructure_error_raises_for_a_retry_and_is_not_dead_lettered(
     with pytest.raises(OperationalError):
         harness.handle(HOSPITAL_EVENTS, encode_event(ev(EventKind.ADMITTED, 0)))
     assert (harness.dead, harness.commits) == ([], 0)
+
+
+def test_a_bug_is_dead_lettered_with_the_reason_not_retried_forever(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: Any, **__: Any) -> None:
+        raise KeyError("no such column")
+
+    monkeypatch.setattr(harness.store, "record_event", broken)
+    harness.handle(HOSPITAL_EVENTS, encode_event(ev(EventKind.ADMITTED, 0)))
+    assert harness.reasons() == ["processing failed: KeyError: 'no such column'"]
+    assert harness.commits == 0
+
+
+def test_a_dead_letter_the_sink_could_not_send_raises_for_a_retry(harness: Harness) -> None:
+    async def broker_down(*_: Any) -> None:
+        raise ConnectionError("broker down")
+
+    record = Consumed(HOSPITAL_EVENTS, 0, 7, EPISODE.encode(), b"\xff\xff")
+    with pytest.raises(ConnectionError):
+        asyncio.run(harness.worker.handle(record, broker_down))
