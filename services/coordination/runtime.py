@@ -49,7 +49,8 @@ class CoordinationRuntime:
         self.rulebook = RuleBook(rules_dir or settings.coordination_rules_dir or None)
         self.store = TaskStore(self.engine, self.rulebook, clock)
         self.relay: OutboxRelay | None = (
-            OutboxRelay(self.engine, settings.kafka_bootstrap) if kafka else None
+            # TLS/SASL from these settings, like the Faust app's.
+            OutboxRelay(self.engine, settings.kafka_bootstrap, settings=settings) if kafka else None
         )
         self.signal = UpdateSignal()
         self.worker = CoordinationWorker(self.store, clock, on_commit=self._committed)

@@ -1,5 +1,7 @@
 """The Faust wiring, kept thin: one agent on overgang.pathway-events.v1 and the SLA
-timer, both only calling the worker."""
+timer, both only calling the worker. The agent awaits the worker for each event, and the
+worker returns only once the event is applied or dead-lettered, so an outage holds the
+stream (and its offsets) instead of acknowledging an event that was not processed."""
 
 from __future__ import annotations
 
@@ -9,16 +11,11 @@ import faust
 
 from coordination.worker import CoordinationWorker
 from overgang.config import Settings
+from overgang.kafka.security import faust_app_options
 from overgang.kafka.topics import PATHWAY_EVENTS
 
 APP_ID = "overgang-coordination"
 DEFAULT_SLA_SECONDS = 60.0
-
-
-def broker_urls(bootstrap: str) -> str:
-    """ "host:port,host:port" -> Faust's "kafka://host:port;kafka://host:port"."""
-    hosts = [h.strip() for h in bootstrap.split(",") if h.strip()]
-    return ";".join(h if "://" in h else f"kafka://{h}" for h in hosts)
 
 
 def create_app(
@@ -32,7 +29,7 @@ def create_app(
     it with `await app.stop()` (no Worker: signals and shutdown belong to the caller)."""
     app = faust.App(
         app_id,
-        broker=broker_urls(settings.kafka_bootstrap),
+        **faust_app_options(settings),  # broker and its TLS/SASL credentials
         store="memory://",
         key_serializer="raw",
         value_serializer="raw",

@@ -93,7 +93,9 @@ class PathwayRuntime:
         if self.kafka:
             created = await asyncio.to_thread(ensure_topics, self.settings)
             log.info("kafka.topics", created=created)
-            self.relay = OutboxRelay(self.engine, self.settings.kafka_bootstrap)
+            self.relay = OutboxRelay(
+                self.engine, self.settings.kafka_bootstrap, settings=self.settings
+            )
             await self.relay.start()
             self._spawn(self.relay.run(), "outbox-relay")
             self.streams = PathwayStreams(
