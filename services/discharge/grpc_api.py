@@ -8,6 +8,7 @@ finance officer of a municipality the periods that municipality pays, ops everyt
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import re
@@ -20,7 +21,8 @@ from discharge.convert import episode_statement, liable_day, period
 from discharge.domain.live_clock import ClockEntry
 from discharge.domain.statement import PeriodStatus, Statement
 from discharge.peers import Peers, is_forwarded
-from discharge.store import ClockStore
+from discharge.store import ClockArchive
+from discharge.table import ClockTable
 from overgang.codec import EPISODE_ID, MUNICIPALITY
 from overgang.grpc.auth import Authenticator, Role, may_read_statements
 from overgang.grpc.errors import abort_invalid
@@ -70,13 +72,15 @@ async def _relay(context: Context, call: Awaitable[Any]) -> Any:
 class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
     def __init__(
         self,
-        store: ClockStore,
+        store: ClockTable,
         partition_of: Callable[[str], int],
         owns: Callable[[str], bool],
         auth: Authenticator,
         peers: Peers | None = None,
+        archive: ClockArchive | None = None,
     ) -> None:
         self.store = store
+        self.archive = archive
         self.partition_of = partition_of
         self.owns = owns
         self.auth = auth
@@ -96,6 +100,11 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
         answers = peers.fan_out(method, request, context.invocation_metadata())
         return list(await _relay(context, answers))
 
+    async def _archived(self, request: pb.GetMonthlyStatementRequest) -> list[ClockEntry]:
+        if self.archive is None:
+            return []
+        return await _archived_in_month(self.archive, request)
+
     async def GetEpisode(
         self, request: pb.GetEpisodeRequest, context: Context
     ) -> pb.EpisodeStatement:
@@ -103,6 +112,8 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
         if not EPISODE_ID.match(request.episode_id):
             await abort_invalid(context, [("episodeId", "must be '<HER-id>:<local number>'")])
         entry = self.store.get(request.episode_id)
+        if entry is None and self.archive is not None:
+            entry = await asyncio.to_thread(self.archive.get, request.episode_id)
         if entry is None and not self.owns(request.episode_id):
             partition = self.partition_of(request.episode_id)
             peers = self._routing(context)
@@ -186,6 +197,14 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
             lines.extend(answer.lines)
             if answer.as_of:
                 as_ofs.append(dt.date.fromisoformat(answer.as_of))
+        if self._routing(context) is not None or self.peers is None:
+            # The archive is shared: the worker asked adds it, for episodes no hot table has.
+            hot = {line.episode_id for line in lines} | {e.episode_id for e in entries}
+            lines.extend(
+                line
+                for line in _monthly_lines(await self._archived(request), request)
+                if line.episode_id not in hot
+            )
         lines.sort(key=lambda line: line.episode_id)
         return pb.MonthlyStatement(
             municipality=request.municipality,
@@ -197,6 +216,15 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
             amount_nok=sum(line.amount_nok for line in lines),
             as_of=max(as_ofs).isoformat() if as_ofs else "",
         )
+
+
+async def _archived_in_month(
+    archive: ClockArchive, request: pb.GetMonthlyStatementRequest
+) -> list[ClockEntry]:
+    first = dt.date.fromisoformat(f"{request.month}-01")
+    last = (first + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+    found = archive.with_days_in(first, last, request.her_id or None)
+    return await asyncio.to_thread(list, found)
 
 
 def _monthly_lines(

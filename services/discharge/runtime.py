@@ -15,6 +15,7 @@ from discharge.domain.rates import RateTable
 from discharge.grpc_api import LiabilityServicer
 from discharge.peers import Peers
 from discharge.rules import DEFAULT_RATES, ConfigError, load_profile, load_rates
+from discharge.store import ClockArchive
 from discharge.streams import ClockStreams, create_streams
 from overgang.config import Settings, wall_clock
 from overgang.grpc.auth import Authenticator
@@ -28,9 +29,12 @@ from overgang.kafka.topics import (
     require_co_partitioned,
 )
 from overgang.logging import get_logger
+from overgang.sql.engine import make_engine
+from overgang.sql.migrations import migrate
 from overgang.v1 import liability_pb2, liability_pb2_grpc
 
 log = get_logger(__name__)
+MIGRATIONS = Path(__file__).with_name("migrations")
 SERVICE_NAME = liability_pb2.DESCRIPTOR.services_by_name["LiabilityService"].full_name
 
 
@@ -76,7 +80,11 @@ def build(settings: Settings) -> ClockStreams:
     log.info(
         "topics.ensured", created=created, rates=rules.rates.source, profile=rules.profile.name
     )
-    streams = create_streams(settings, rules, wall_clock(settings), rates_reloader(settings))
+    now = wall_clock(settings)
+    engine = make_engine(settings.discharge_database_url)
+    migrate(engine, MIGRATIONS)
+    archive = ClockArchive(engine, now)
+    streams = create_streams(settings, rules, now, rates_reloader(settings), archive)
     auth = Authenticator.from_settings(settings)
     credentials = channel_credentials(settings)
 
@@ -91,7 +99,9 @@ def build(settings: Settings) -> ClockStreams:
         streams.changelog_topic,
         channel,
     )
-    servicer = LiabilityServicer(streams.store, streams.partition_of, streams.owns, auth, peers)
+    servicer = LiabilityServicer(
+        streams.store, streams.partition_of, streams.owns, auth, peers, archive
+    )
 
     @streams.app.task
     async def serve_grpc() -> None:

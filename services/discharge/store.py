@@ -1,131 +1,84 @@
-"""The clock table's values: one episode's `ClockEntry` as JSON, with the events as base64
-protobuf (the JSON form of each event cost a millisecond per event to parse: make bench),
-and the table as the worker and the gRPC API read it."""
+"""The archive of settled clocks in SQL (SQLite by default, PostgreSQL in production),
+shared by every discharge worker: a late event for an archived episode brings its clock
+back to the hot table, and statements for past months read it."""
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import datetime as dt
-from collections.abc import Iterator, MutableMapping
-from typing import Any
+import json
+from collections.abc import Callable, Iterator
+
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
 
 from discharge.domain.live_clock import ClockEntry
-from discharge.domain.statement import (
-    Conflict,
-    ConflictKind,
-    EndCause,
-    Evidence,
-    LiableDay,
-    Period,
-    PeriodStatus,
-    Statement,
-    VoidReason,
-)
-from overgang.codec import decode_event, encode_event
+from discharge.models import ArchivedClockRow
+from discharge.table import entry_from_json, entry_to_json
 
 
-class ClockStore:
-    """Episode id -> ClockEntry over a table of JSON values (a Faust table in the
-    service, a dict in tests and benchmarks)."""
+def _entry(row: ArchivedClockRow) -> ClockEntry:
+    return entry_from_json(json.loads(row.entry_json))
 
-    def __init__(self, table: MutableMapping[str, Any]) -> None:
-        self.table = table
 
-    def get(self, episode_id: str) -> ClockEntry | None:
-        value = self.table.get(episode_id)
-        return entry_from_json(value) if value else None
+def _her_id(episode_id: str) -> str:
+    return episode_id.partition(":")[0]
+
+
+class ClockArchive:
+    def __init__(self, engine: Engine, now: Callable[[], dt.datetime]) -> None:
+        self.engine = engine
+        self.now = now
 
     def put(self, entry: ClockEntry) -> None:
-        self.table[entry.episode_id] = entry_to_json(entry)
+        """Archive (or re-archive) a clock; idempotent, so a crash between this and the
+        table's delete only archives it twice."""
+        days = entry.announced.days if entry.announced else ()
+        row = ArchivedClockRow(
+            episode_id=entry.episode_id,
+            her_id=_her_id(entry.episode_id),
+            first_day=min((d.date for d in days), default=None),
+            last_day=max((d.date for d in days), default=None),
+            entry_json=json.dumps(entry_to_json(entry), separators=(",", ":")),
+            archived_at=self.now(),
+            restored=False,
+        )
+        with Session(self.engine) as session:
+            session.merge(row)
+            session.commit()
 
-    def entries(self, partition: int | None = None) -> Iterator[ClockEntry]:
-        for _key, value in list(self.table.items()):
-            if value and (partition is None or value["partition"] == partition):
-                yield entry_from_json(value)
+    def get(self, episode_id: str) -> ClockEntry | None:
+        """The archived clock, unless a late event brought it back to the hot table."""
+        with Session(self.engine) as session:
+            row = session.get(ArchivedClockRow, episode_id)
+            return _entry(row) if row and not row.restored else None
 
+    def restore(self, episode_id: str) -> ClockEntry | None:
+        """The archived clock for the hot table (again, after a crash); marks the row."""
+        with Session(self.engine) as session:
+            row = session.get(ArchivedClockRow, episode_id)
+            if row is None:
+                return None
+            row.restored = True
+            session.add(row)
+            session.commit()
+            return _entry(row)
 
-def _day(value: dt.date | None) -> str | None:
-    return value.isoformat() if value else None
+    def with_days_in(
+        self, first: dt.date, last: dt.date, her_id: str | None = None
+    ) -> Iterator[ClockEntry]:
+        """The archived clocks with liable days between `first` and `last` (inclusive)."""
+        query = select(ArchivedClockRow).where(
+            col(ArchivedClockRow.first_day) <= last,
+            col(ArchivedClockRow.last_day) >= first,
+            col(ArchivedClockRow.restored).is_(False),
+        )
+        if her_id:
+            query = query.where(ArchivedClockRow.her_id == her_id)
+        with Session(self.engine) as session:
+            rows = list(session.exec(query.order_by(col(ArchivedClockRow.episode_id))))
+        for row in rows:
+            yield _entry(row)
 
-
-def _date(value: str | None) -> dt.date | None:
-    return dt.date.fromisoformat(value) if value else None
-
-
-def _evidence_from_json(data: dict[str, Any]) -> Evidence:
-    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    return Evidence(**fields)
-
-
-def statement_to_json(statement: Statement) -> dict[str, Any]:
-    return {
-        "episode_id": statement.episode_id,
-        "municipality": statement.municipality,
-        "as_of": statement.as_of.isoformat(),
-        "periods": [
-            {
-                "municipality": p.municipality,
-                "start": p.start.isoformat(),
-                "end": _day(p.end),
-                "end_cause": p.end_cause.value if p.end_cause else None,
-                "status": p.status.value,
-                "void_reason": p.void_reason.value if p.void_reason else None,
-                "days": [[d.date.isoformat(), d.amount_nok] for d in p.days],
-                "evidence": dataclasses.asdict(p.evidence),
-                "not_liable_reason": p.not_liable_reason,
-            }
-            for p in statement.periods
-        ],
-        "conflicts": [dataclasses.asdict(c) for c in statement.conflicts],
-    }
-
-
-def statement_from_json(data: dict[str, Any]) -> Statement:
-    return Statement(
-        episode_id=data["episode_id"],
-        municipality=data["municipality"],
-        as_of=dt.date.fromisoformat(data["as_of"]),
-        periods=tuple(
-            Period(
-                municipality=p["municipality"],
-                start=dt.date.fromisoformat(p["start"]),
-                end=_date(p["end"]),
-                end_cause=EndCause(p["end_cause"]) if p["end_cause"] else None,
-                status=PeriodStatus(p["status"]),
-                void_reason=VoidReason(p["void_reason"]) if p["void_reason"] else None,
-                days=tuple(LiableDay(dt.date.fromisoformat(d), a) for d, a in p["days"]),
-                evidence=_evidence_from_json(p["evidence"]),
-                not_liable_reason=p["not_liable_reason"],
-            )
-            for p in data["periods"]
-        ),
-        conflicts=tuple(
-            Conflict(ConflictKind(c["kind"]), c["event_id"], c["related_event_id"], c["reason"])
-            for c in data["conflicts"]
-        ),
-    )
-
-
-def entry_to_json(entry: ClockEntry) -> dict[str, Any]:
-    return {
-        "episode_id": entry.episode_id,
-        "partition": entry.partition,
-        "as_of": entry.as_of.isoformat(),
-        "events": [base64.b64encode(encode_event(e)).decode() for e in entry.events],
-        "announced": statement_to_json(entry.announced) if entry.announced else None,
-        "error": entry.error,
-        "rates": entry.rates,
-    }
-
-
-def entry_from_json(data: dict[str, Any]) -> ClockEntry:
-    return ClockEntry(
-        episode_id=data["episode_id"],
-        partition=int(data["partition"]),
-        as_of=dt.date.fromisoformat(data["as_of"]),
-        events=tuple(decode_event(base64.b64decode(e)) for e in data["events"]),
-        announced=statement_from_json(data["announced"]) if data["announced"] else None,
-        error=data.get("error"),
-        rates=data.get("rates", ""),
-    )
+    def count(self) -> int:
+        with Session(self.engine) as session:
+            return int(session.exec(select(func.count()).select_from(ArchivedClockRow)).one())

@@ -23,7 +23,8 @@ from kafka.partitioner.default import murmur2
 from discharge.domain.live_clock import Rules
 from discharge.domain.rates import RateTable
 from discharge.peers import advertised_url
-from discharge.store import ClockStore
+from discharge.store import ClockArchive
+from discharge.table import ClockTable
 from discharge.worker import ClockWorker
 from overgang.codec import CONTENT_TYPE_JSON
 from overgang.config import Settings
@@ -40,7 +41,7 @@ RAW = {"key_serializer": "raw", "value_serializer": "raw"}
 @dataclass
 class ClockStreams:
     app: faust.App
-    store: ClockStore
+    store: ClockTable
     worker: ClockWorker
     settings: Settings
     changelog_topic: str
@@ -70,6 +71,7 @@ def create_streams(
     rules: Rules,
     now: Callable[[], dt.datetime],
     reload: Callable[[], RateTable | None] | None = None,
+    archive: ClockArchive | None = None,
 ) -> ClockStreams:
     app = faust.App(
         APP_ID + settings.app_id_suffix,
@@ -108,8 +110,16 @@ def create_streams(
     async def dead_letter(key: bytes | None, value: bytes | None, headers: Headers) -> None:
         await (await dlq.send(key=key, value=value, headers=headers))
 
-    store = ClockStore(table)
-    worker = ClockWorker(store, rules, now, announce, dead_letter)
+    store = ClockTable(table)
+    worker = ClockWorker(
+        store,
+        rules,
+        now,
+        announce,
+        dead_letter,
+        archive=archive,
+        retention_days=settings.clock_retention_days,
+    )
 
     @app.agent(source)
     async def clock(stream: Any) -> None:

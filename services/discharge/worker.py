@@ -2,7 +2,7 @@
 
 Kafka-free and clock-injected: the Faust wiring (`streams.py`) hands each consumed record
 to `ClockWorker.handle`, and the worker reads and writes the clock table through
-`ClockStore`. Liability events are sent and acknowledged before the table records them
+`ClockTable`. Liability events are sent and acknowledged before the table records them
 as announced: after a crash they may be announced again, with the same ids.
 """
 
@@ -22,9 +22,11 @@ from discharge.domain.live_clock import (
     apply_event,
     apply_rates,
     apply_tick,
+    catch_up,
 )
 from discharge.domain.rates import RateTable
-from discharge.store import ClockStore
+from discharge.store import ClockArchive
+from discharge.table import ClockTable
 from overgang.codec import InvalidEvent, decode_event
 from overgang.events import MUNICIPAL_KINDS, OSLO, EpisodeEvent
 from overgang.kafka import topics
@@ -49,14 +51,18 @@ Announce = Callable[[str, Sequence[bytes]], Awaitable[None]]
 class ClockWorker:
     def __init__(
         self,
-        store: ClockStore,
+        store: ClockTable,
         rules: Rules,
         now: Callable[[], dt.datetime],
         announce: Announce,
         dead_letter: DeadLetterSink,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        archive: ClockArchive | None = None,
+        retention_days: int = 30,
     ) -> None:
         self.store = store
+        self.archive = archive
+        self.retention = dt.timedelta(days=retention_days)
         self.rules = rules
         self.now = now
         self._announce = announce
@@ -111,9 +117,12 @@ class ClockWorker:
         except InvalidEvent as exc:
             await self.dead_letter(record, str(exc))
             return
-        entry = self.store.get(event.episode_id) or ClockEntry(
-            event.episode_id, record.partition, self.today()
+        entry = (
+            self.store.get(event.episode_id)
+            or await self._restore(event.episode_id, record.partition)
+            or ClockEntry(event.episode_id, record.partition, self.today())
         )
+        entry = catch_up(entry, self.today())
         if entry.partition != record.partition:
             await self.dead_letter(
                 record,
@@ -125,19 +134,43 @@ class ClockWorker:
         if outcome.entry is not entry:  # else a duplicate
             await self._record(outcome)
 
+    async def _restore(self, episode_id: str, partition: int) -> ClockEntry | None:
+        """An archived clock a late event brings back (its corrections follow)."""
+        if self.archive is None:
+            return None
+        entry = await asyncio.to_thread(self.archive.restore, episode_id)
+        if entry is not None:
+            log.info("clock.restored_from_archive", episode=episode_id)
+            entry = replace(entry, partition=partition)
+        return entry
+
     async def on_tick(self, record: ConsumedRecord) -> None:
         try:
             day = dt.date.fromisoformat(json.loads(record.value or b"")["date"])
         except (ValueError, KeyError, TypeError) as exc:
             await self.dead_letter(record, f"not a day tick: {exc}")
             return
-        for entry in self.store.entries(record.partition):
+        if day > self.today() + dt.timedelta(days=1):
+            # A forged or misconfigured tick must not bill days that have not happened.
+            await self.dead_letter(record, "tick dated after tomorrow (Europe/Oslo)")
+            return
+        for entry in self.store.entries(record.partition, quiet=False):
             repriced = apply_rates(entry, self.rules)
             if repriced.entry != entry:
                 await self._record(repriced)
             outcome = apply_tick(repriced.entry, day, self.rules)
             if outcome.entry != repriced.entry:
                 await self._record(outcome)
+        await self._archive_quiet(record.partition, day)
+
+    async def _archive_quiet(self, partition: int, day: dt.date) -> None:
+        if self.archive is None:
+            return
+        for episode_id in self.store.quiet_before(partition, day - self.retention):
+            entry = self.store.get(episode_id)
+            if entry is not None:
+                await asyncio.to_thread(self.archive.put, entry)  # before the table forgets
+                self.store.delete(episode_id)
 
     async def _record(self, outcome: Outcome) -> None:
         entry = outcome.entry

@@ -40,6 +40,16 @@ class Settings:
     database_url: str = field(
         default_factory=lambda: _env("DATABASE_URL", f"sqlite:///{_data_dir() / 'pathway.db'}")
     )
+    discharge_database_url: str = field(
+        default_factory=lambda: _env(
+            "DISCHARGE_DATABASE_URL", f"sqlite:///{_data_dir() / 'discharge.db'}"
+        )
+    )
+    # Days a clock stays in the discharge worker's hot table after it settled (no running
+    # period, no rate-pending day) before it moves to the archive in that database.
+    clock_retention_days: int = field(
+        default_factory=lambda: int(_env("OVERGANG_CLOCK_RETENTION_DAYS", "30"))
+    )
     coordination_database_url: str = field(
         default_factory=lambda: _env(
             "COORDINATION_DATABASE_URL", f"sqlite:///{_data_dir() / 'coordination.db'}"

@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from aiokafka.errors import KafkaTimeoutError
 
 from discharge.domain.live_clock import Rules
 from discharge.rules import load_profile
-from discharge.store import ClockStore
+from discharge.runtime import MIGRATIONS
+from discharge.store import ClockArchive
+from discharge.table import ClockTable
 from discharge.worker import ClockWorker
 from overgang.codec import CONTENT_TYPE_PROTO, encode_event
+from overgang.events import MUNICIPAL_KINDS, EpisodeEvent
 from overgang.kafka.records import Consumed, Headers, reason_of
-from overgang.kafka.topics import HOSPITAL_EVENTS
+from overgang.kafka.topics import CLOCK_TICKS, HOSPITAL_EVENTS, MUNICIPAL_EVENTS
+from overgang.sql.engine import make_engine
+from overgang.sql.migrations import migrate
 
 from .episode_story import RATES, Episode, at
 
@@ -34,7 +41,7 @@ class Harness:
         self.dead: list[Headers] = []
         self.failures_left = announce_failures
         self.worker = ClockWorker(
-            ClockStore(self.table),
+            ClockTable(self.table),
             Rules(RATES, load_profile()),
             lambda: NOW,
             self.announce,
@@ -88,3 +95,95 @@ def test_a_record_keyed_by_something_else_than_the_episode_is_dead_lettered() ->
     good = _notice_record()
     _run(harness, Consumed(good.topic, 0, 1, b"other-key", good.value, good.headers))
     assert (len(harness.dead), harness.table) == (1, {})
+
+
+# ---------------------------------------------------------------- ticks, archive, restore
+def _tick(day: str, partition: int = 0) -> Consumed:
+    return Consumed(CLOCK_TICKS, partition, 0, None, json.dumps({"date": day}).encode(), [])
+
+
+def _event_record(event: EpisodeEvent) -> Consumed:
+    topic = MUNICIPAL_EVENTS if event.kind in MUNICIPAL_KINDS else HOSPITAL_EVENTS
+    return Consumed(topic, 0, 0, event.episode_id.encode(), encode_event(event), [])
+
+
+def _archiving(tmp_path: Path, today: str) -> tuple[Harness, ClockArchive]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'discharge.db'}")
+    migrate(engine, MIGRATIONS)
+    archive = ClockArchive(engine, lambda: NOW)
+    harness = Harness()
+    now = dt.datetime.fromisoformat(f"{today}T12:00:00+01:00")
+    harness.worker = ClockWorker(
+        ClockTable(harness.table),
+        Rules(RATES, load_profile()),
+        lambda: now,
+        harness.announce,
+        harness.dead_letter,
+        sleep=_no_wait,
+        archive=archive,
+        retention_days=30,
+    )
+    return harness, archive
+
+
+def _ended_story() -> Episode:
+    return (
+        Episode()
+        .admission_notice(at("2024-03-01"))
+        .discharge_ready(at("2024-03-04"))
+        .service_ready(at("2024-03-07"))
+    )
+
+
+def test_a_tick_dated_after_tomorrow_is_dead_lettered_and_moves_no_clock() -> None:
+    harness = Harness()
+    _run(harness, _notice_record())
+    before = dict(harness.table)
+    _run(harness, _tick("2024-03-20"))  # NOW is 2024-03-10
+    assert (len(harness.dead), harness.table) == (1, before)
+
+
+def test_a_settled_clock_is_not_recomputed_by_ticks(tmp_path: Path) -> None:
+    harness, _archive = _archiving(tmp_path, "2024-03-20")
+    for event in _ended_story().events:
+        _run(harness, _event_record(event))
+    announced = len(harness.announced)
+    _run(harness, _tick("2024-03-20"))
+    assert (len(harness.announced), harness.table["81234:E1"]["as_of"]) == (
+        announced,
+        "2024-03-20",
+    )
+
+
+def test_a_clock_quiet_for_the_retention_leaves_the_hot_table_for_the_archive(
+    tmp_path: Path,
+) -> None:
+    harness, archive = _archiving(tmp_path, "2024-04-20")
+    for event in _ended_story().events:
+        _run(harness, _event_record(event))
+    _run(harness, _tick("2024-04-20"))
+    archived = archive.get("81234:E1")
+    assert (harness.table, archived and archived.announced and archived.announced.liable_days) == (
+        {},
+        3,
+    )
+
+
+def test_a_late_event_for_an_archived_clock_restores_it_and_corrects_the_money(
+    tmp_path: Path,
+) -> None:
+    harness, archive = _archiving(tmp_path, "2024-04-20")
+    story = _ended_story()
+    for event in story.events:
+        _run(harness, _event_record(event))
+    _run(harness, _tick("2024-04-20"))
+    late_answer = story.answer(at("2024-03-05"), can_receive=True).events[-1]
+    _run(harness, _event_record(late_answer))
+    restored = harness.worker.store.get("81234:E1")
+    assert (
+        restored and restored.announced and restored.announced.liable_days,
+        archive.get("81234:E1"),
+    ) == (
+        1,
+        None,
+    )

@@ -14,6 +14,7 @@ from discharge.domain.clock import Statement, compute_statement
 from discharge.domain.liability_diff import LiabilityChange, liability_diff
 from discharge.domain.profile import RuleProfile
 from discharge.domain.rates import RateTable
+from discharge.domain.statement import PeriodStatus
 from overgang.events import EpisodeEvent
 
 
@@ -79,3 +80,22 @@ def apply_rates(entry: ClockEntry, rules: Rules) -> Outcome:
     if entry.rates == rules.rates.fingerprint:
         return Outcome(entry)
     return _recompute(entry, rules, rates_cause(rules.rates))
+
+
+def quiet_since(entry: ClockEntry) -> dt.date | None:
+    """The Oslo day from which this clock has nothing left to announce by itself (no
+    running period, no rate-pending day: only a new event can change it), or None while
+    ticks still move it. Such a clock is skipped by ticks and, after the retention,
+    leaves the hot table for the archive."""
+    statement = entry.announced
+    if statement is None or entry.error or statement.pending_days:
+        return None
+    if any(p.status is PeriodStatus.RUNNING for p in statement.periods):
+        return None
+    return max((event.oslo_day for event in entry.events), default=entry.as_of)
+
+
+def catch_up(entry: ClockEntry, today: dt.date) -> ClockEntry:
+    """A quiet clock's `as_of` is not moved by ticks; bring it to today before an event
+    is applied, so a late event that opens a new period counts its days to today."""
+    return entry if entry.as_of >= today else replace(entry, as_of=today)
