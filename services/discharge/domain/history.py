@@ -40,7 +40,11 @@ def unique_events(events: Iterable[EpisodeEvent]) -> tuple[list[EpisodeEvent], l
     kept: list[EpisodeEvent] = []
     conflicts: list[Conflict] = []
     for event_id in sorted(versions):
-        first, *others = sorted(versions[event_id], key=_canonical)
+        group = versions[event_id]
+        if len(group) == 1:  # the common case: no canonical form needed (make bench-state)
+            kept.extend(group)
+            continue
+        first, *others = sorted(group, key=_canonical)
         kept.append(first)
         if others:
             conflicts.append(
