@@ -37,14 +37,20 @@ def content_type(headers: Headers) -> bytes | None:
 
 
 class ConsumedRecord(Protocol):
-    """What aiokafka's ConsumerRecord and Faust's Message both have."""
+    """What aiokafka's ConsumerRecord, Faust's Message and `Consumed` all have (read-only)."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Any
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Any: ...
 
 
 @dataclass(frozen=True)
