@@ -17,6 +17,7 @@ from overgang.config import load_settings, wall_clock
 from overgang.events import oslo_day
 from tooling.launcher import ServiceFailed
 from tooling.replay import read_events, replay, write_errors, write_json, write_table
+from tooling.views import add_view_commands
 
 EXIT_OK = 0
 EXIT_REPORTED = 1  # some lines or episodes reported: bad lines, conflicts, errors
@@ -138,9 +139,9 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from tooling.clients import cmd_submit as submit
+    from tooling.submit import cmd_submit as submit
 
-    return submit(load_settings(), args.file, args.token, sys.stdout)
+    return submit(load_settings(), args.file, args.token, sys.stdout, sys.stderr)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -230,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("pathway", parents=[token], help="one episode's pathway and liability")
     p.add_argument("episode_id")
     p.set_defaults(func=cmd_pathway)
+    add_view_commands(commands, token)
     p = commands.add_parser("demo", help="a simulated month end to end (see README)")
     p.add_argument("--episodes", type=int, default=240)
     p.add_argument("--keep-running", action="store_true", help="leave the services up")

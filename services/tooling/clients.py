@@ -1,9 +1,9 @@
-"""CLI commands that talk to the running services over gRPC: submit, tasks, pathway."""
+"""The gRPC clients of the running services, with the paging and stream helpers the views
+share, and the `tasks` and `pathway` commands (`submit` is in tooling.submit)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import queue
 import threading
 import time
@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any, TextIO, TypeVar
 
 import grpc
-from google.protobuf import json_format
 
-from overgang.codec import InvalidEvent, event_from_proto, event_to_proto
+from overgang.codec import event_to_proto
 from overgang.config import Settings
 from overgang.events import OSLO, EpisodeEvent, EventKind
 from overgang.grpc.auth import bearer
@@ -52,27 +51,6 @@ class Submission:
     national_id: str
 
 
-def read_submissions(handle: TextIO) -> Iterator[Submission | tuple[int, str]]:
-    """Lines are either an Event (replay format) or a SubmitHospitalEventRequest
-    (`{"event": {...}, "nationalId": "..."}`): the national id is needed on an episode's
-    first event and never leaves the pathway service."""
-    for number, line in enumerate(handle, start=1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-            if isinstance(raw, dict) and "event" in raw:
-                request = json_format.ParseDict(raw, pathway_pb2.SubmitHospitalEventRequest())
-                yield Submission(number, event_from_proto(request.event), request.national_id)
-            else:
-                yield Submission(
-                    number, event_from_proto(json_format.ParseDict(raw, events_pb2.Event())), ""
-                )
-        except (ValueError, json_format.ParseError) as exc:
-            reason = str(exc) if isinstance(exc, InvalidEvent) else f"not a valid event: {exc}"
-            yield (number, reason)
-
-
 def retry_not_found(call: Callable[[], T], attempts: int = 40, pause: float = 0.5) -> T:
     """The coordination service learns of an episode from the pathway stream a moment
     after the hospital's event: an answer sent right after the notice waits for it."""
@@ -106,10 +84,15 @@ class Clients:
         for channel in self._channels:
             channel.close()
 
-    def submit(self, submission: Submission) -> str:
-        """Returns the accepted event id; raises grpc.RpcError with the reason."""
+    def submit(self, submission: Submission, wait_for_episode: bool = True) -> str:
+        """Returns the accepted event id; raises grpc.RpcError with the reason. A municipal
+        event waits (up to 20 s) for coordination to learn of its episode, unless
+        `wait_for_episode` is False: then an unknown episode is NOT_FOUND at once."""
         event = submission.event
         assert event is not None
+        retry: Callable[[Callable[[], T]], T] = (
+            retry_not_found if wait_for_episode else lambda call: call()
+        )
         if event.kind is EventKind.MUNICIPALITY_ANSWERED:
             answer = coordination_pb2.AnswerHospitalRequest(
                 episode_id=event.episode_id,
@@ -119,7 +102,7 @@ class Clients:
                 else "",
             )
             answer.answered_at.FromDatetime(event.occurred_at.astimezone(dt.UTC))
-            reply = retry_not_found(
+            reply = retry(
                 lambda: self.coordination.AnswerHospital(
                     answer, timeout=RPC_TIMEOUT, metadata=self.md
                 )
@@ -128,7 +111,7 @@ class Clients:
         if event.kind is EventKind.SERVICE_READY:
             ready = coordination_pb2.ReportServiceReadyRequest(episode_id=event.episode_id)
             ready.ready_at.FromDatetime(event.occurred_at.astimezone(dt.UTC))
-            reply = retry_not_found(
+            reply = retry(
                 lambda: self.coordination.ReportServiceReady(
                     ready, timeout=RPC_TIMEOUT, metadata=self.md
                 )
@@ -140,27 +123,87 @@ class Clients:
         result = self.pathway.SubmitHospitalEvent(request, timeout=RPC_TIMEOUT, metadata=self.md)
         return f"{result.event_id}{' (duplicate)' if result.duplicate else ''}"
 
+    def pathways(self, municipality: str = "", page_size: int = 500) -> Iterator[Any]:
+        """Every pathway in the caller's scope (ListPathways, all pages), with history."""
+        token = ""
+        while True:
+            page = self.pathway.ListPathways(
+                pathway_pb2.ListPathwaysRequest(
+                    municipality=municipality, page_size=page_size, page_token=token
+                ),
+                timeout=RPC_TIMEOUT,
+                metadata=self.md,
+            )
+            yield from page.pathways
+            token = page.next_page_token
+            if not token:
+                return
 
-def cmd_submit(settings: Settings, path: str, token: str | None, out: TextIO) -> int:
-    clients = Clients(settings, token)
-    accepted = rejected = 0
+    def running_clocks(self, municipality: str = "") -> list[Any]:
+        """Every running clock (ListRunningClocks, all pages)."""
+        clocks: list[Any] = []
+        token = ""
+        while True:
+            page = self.liability.ListRunningClocks(
+                liability_pb2.ListRunningClocksRequest(
+                    municipality=municipality, page_size=1000, page_token=token
+                ),
+                timeout=RPC_TIMEOUT,
+                metadata=self.md,
+            )
+            clocks.extend(page.episodes)
+            token = page.next_page_token
+            if not token:
+                return clocks
+
+    def task_stream(self, unit: str, after: int = 0) -> Any:
+        """StreamTasks(unit): with `after` 0 the backlog of open tasks, then live updates."""
+        return self.coordination.StreamTasks(
+            coordination_pb2.StreamTasksRequest(unit=unit, after_sequence=after), metadata=self.md
+        )
+
+
+def pump(call: Any, into: queue.Queue[Any]) -> threading.Thread:
+    """Copies a server stream into `into` on a daemon thread: each message, then the
+    grpc.RpcError that ended it (if any), then None."""
+
+    def run() -> None:
+        try:
+            for item in call:
+                into.put(item)
+        except grpc.RpcError as error:
+            into.put(error)
+        into.put(None)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def drain(calls: list[Any], idle: float | None = 1.5) -> Iterator[Any]:
+    """The messages of server streams that never end by themselves (backlog, then live),
+    until every stream ended or, with `idle`, none sent anything for `idle` seconds; then
+    the streams are cancelled. An error other than CANCELLED is raised."""
+    updates: queue.Queue[Any] = queue.Queue()
+    for call in calls:
+        pump(call, updates)
+    running = len(calls)
     try:
-        with open(path, encoding="utf-8") as handle:
-            for item in read_submissions(handle):
-                if isinstance(item, tuple):
-                    rejected += 1
-                    out.write(f"line {item[0]}: rejected: {item[1]}\n")
-                    continue
-                try:
-                    clients.submit(item)
-                    accepted += 1
-                except grpc.RpcError as error:
-                    rejected += 1
-                    out.write(f"line {item.line}: rejected: {describe_error(error)}\n")
+        while running:
+            try:
+                item = updates.get(timeout=idle)
+            except queue.Empty:
+                return
+            if item is None:
+                running -= 1
+            elif isinstance(item, grpc.RpcError):
+                if item.code() != grpc.StatusCode.CANCELLED:
+                    raise item
+            else:
+                yield item
     finally:
-        clients.close()
-    out.write(f"submitted: {accepted} accepted, {rejected} rejected\n")
-    return 1 if rejected else 0
+        for call in calls:
+            call.cancel()
 
 
 def _stage(value: int) -> str:
@@ -185,42 +228,18 @@ def cmd_tasks(
     """Backlog first, then (with --follow) live updates; without --follow, stop once the
     stream has been quiet for a moment."""
     clients = Clients(settings, token)
-    call = clients.coordination.StreamTasks(
-        coordination_pb2.StreamTasksRequest(unit=unit, after_sequence=after), metadata=clients.md
-    )
-    updates: queue.Queue[Any] = queue.Queue()
-
-    def pump() -> None:
-        try:
-            for update in call:
-                updates.put(update)
-        except grpc.RpcError as error:
-            updates.put(error)
-        updates.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    status = 0
     try:
-        while True:
-            try:
-                item = updates.get(timeout=None if follow else 1.5)
-            except queue.Empty:
-                break
-            if item is None:
-                break
-            if isinstance(item, grpc.RpcError):
-                if item.code() != grpc.StatusCode.CANCELLED:
-                    out.write(f"error: {describe_error(item)}\n")
-                    status = 1
-                break
-            out.write(task_line(item) + "\n")
+        for update in drain([clients.task_stream(unit, after)], None if follow else 1.5):
+            out.write(task_line(update) + "\n")
             out.flush()
+    except grpc.RpcError as error:
+        out.write(f"error: {describe_error(error)}\n")
+        return 1
     except KeyboardInterrupt:
         pass
     finally:
-        call.cancel()
         clients.close()
-    return status
+    return 0
 
 
 def cmd_pathway(settings: Settings, episode_id: str, token: str | None, out: TextIO) -> int:

@@ -186,3 +186,13 @@ def synthetic_national_id(rnd: random.Random) -> str:
         number = with_check_digits(first_nine + f"{rnd.randint(0, 999):03d}")
         if number is not None:
             return number
+
+
+def happened_before(
+    episodes: list[SimulatedEpisode], cutoff: dt.datetime
+) -> tuple[list[EpisodeEvent], list[EpisodeEvent]]:
+    """The hospital and the municipal events that have happened by `cutoff` (a demo's
+    "today"), each in event-time order."""
+    hospital = [e for s in episodes for e in s.hospital if e.occurred_at < cutoff]
+    municipal = [e for s in episodes for e in s.municipal if e.occurred_at < cutoff]
+    return sorted(hospital, key=EpisodeEvent.sort_key), sorted(municipal, key=EpisodeEvent.sort_key)
