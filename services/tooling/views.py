@@ -1,0 +1,151 @@
+"""The ops and finance views of the `overgang` command line: sla, statement, report, board.
+Each reads the running services over gRPC (the addresses and token as for `submit`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported when a view runs: `overgang replay` needs no gRPC
+    from tooling.clients import Clients
+    from tooling.month import Scope
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def _month(text: str) -> str:
+    from tooling.month import parse_month
+
+    try:
+        parse_month(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _scope(args: argparse.Namespace) -> Scope:
+    from tooling.month import Scope
+
+    return Scope(args.month, args.municipality or "", getattr(args, "hospital", None) or "")
+
+
+def _run(args: argparse.Namespace, view: Any) -> int:
+    """Connects, runs `view(clients, settings)`, reports an RPC failure in one line."""
+    import grpc
+
+    from overgang.config import load_settings
+    from tooling.clients import Clients, describe_error
+
+    settings = load_settings()
+    clients = Clients(settings, args.token)
+    try:
+        return int(view(clients, settings))
+    except grpc.RpcError as error:
+        print(f"overgang {args.command}: {describe_error(error)}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        clients.close()
+
+
+def cmd_sla(args: argparse.Namespace) -> int:
+    from overgang.config import wall_clock
+    from tooling.month import gather
+    from tooling.sla import sla_json, write_sla, write_sla_json
+
+    def view(clients: Clients, settings: Any) -> int:
+        data = gather(clients, _scope(args), wall_clock(settings)(), with_tasks=False)
+        (write_sla_json if args.json else write_sla)(sla_json(data), sys.stdout)
+        return EXIT_OK
+
+    return _run(args, view)
+
+
+def cmd_statement(args: argparse.Namespace) -> int:
+    from overgang.config import wall_clock
+    from pathway.municipalities import load_municipalities
+    from tooling import statement
+    from tooling.month import MonthData, monthly_statements
+
+    def view(clients: Clients, settings: Any) -> int:
+        scope = _scope(args)
+        data = MonthData(scope, wall_clock(settings)())
+        data.monthly = monthly_statements(clients, scope, sorted(load_municipalities()))
+        if args.csv:
+            statement.write_csv(data, sys.stdout, sys.stderr, args.delimiter)
+        elif args.json:
+            statement.write_json(data, sys.stdout)
+        else:
+            statement.write_table(data, sys.stdout)
+        return EXIT_OK
+
+    return _run(args, view)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from overgang.config import wall_clock
+    from tooling.month import gather
+    from tooling.report import write_report
+
+    def view(clients: Clients, settings: Any) -> int:
+        data = gather(clients, _scope(args), wall_clock(settings)())
+        print(write_report(data, Path(args.out)).resolve())
+        return EXIT_OK
+
+    return _run(args, view)
+
+
+def cmd_board(args: argparse.Namespace) -> int:
+    from overgang.config import load_settings
+    from tooling.board import run_board
+
+    return run_board(load_settings(), args.token, args.interval)
+
+
+def add_view_commands(commands: Any, token: argparse.ArgumentParser) -> None:
+    month = argparse.ArgumentParser(add_help=False)
+    month.add_argument("--month", required=True, type=_month, help="YYYY-MM")
+    month.add_argument("--municipality", help="payer kommunenummer (default: every one)")
+    month.add_argument("--hospital", help="the hospital's HER-id (default: every one)")
+
+    p = commands.add_parser(
+        "sla",
+        parents=[token, month],
+        help="pathway SLAs of a month: time to service ready and discharge, liable days",
+        description="Per municipality and division, for the episodes with a discharge-ready "
+        "notice in the month: days from the notice to service ready and to discharge "
+        "(median, p90), liable days per episode, share received on the day they were ready.",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sla)
+
+    p = commands.add_parser(
+        "statement",
+        parents=[token, month],
+        help="a month's liability statement: days, dates, rate, amount, evidence",
+        description="GetMonthlyStatement for the payer (--municipality), the hospital "
+        "(--hospital) or every known municipality: per episode and period the liable days "
+        "with their dates, the rate, rate-pending days, NOK and the evidence event ids.",
+    )
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--csv", action="store_true", help="CSV for import (totals on stderr)")
+    form.add_argument("--json", action="store_true")
+    p.add_argument("--delimiter", default=",", help="CSV field separator (default ,)")
+    p.set_defaults(func=cmd_statement)
+
+    p = commands.add_parser(
+        "report",
+        parents=[token, month],
+        help="a month's report as one self-contained HTML file (SVG plots)",
+    )
+    p.add_argument("--out", default="report.html", help="the HTML file to write")
+    p.set_defaults(func=cmd_report)
+
+    p = commands.add_parser(
+        "board",
+        parents=[token],
+        help="a live terminal board: stages, running clocks, overdue tasks, dead letters",
+    )
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
+    p.set_defaults(func=cmd_board)
