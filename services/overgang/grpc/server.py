@@ -1,6 +1,9 @@
 """A gRPC aio server with health checking, reflection, TLS/mTLS, resource limits and
 graceful shutdown, so each service only registers its servicer.
 
+Every call is counted by method and status code, and unary-response calls timed, in the
+process's metrics (`overgang.metrics_grpc`).
+
 Closed by default: without auth (no tokens) or without TLS it binds only to a loopback
 address (the laptop, `make demo`), unless `OVERGANG_INSECURE_DEV=1`.
 """
@@ -20,6 +23,8 @@ from overgang.config import Settings, is_loopback
 from overgang.grpc.auth import Authenticator
 from overgang.grpc.tls import TlsConfigError, server_credentials, server_tls_enabled
 from overgang.logging import get_logger
+from overgang.metrics import Metrics
+from overgang.metrics_grpc import MetricsInterceptor
 
 __all__ = [
     "SERVER_OPTIONS",
@@ -91,9 +96,10 @@ class GrpcServer:
         settings: Settings,
         *,
         auth: Authenticator | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """`auth`: the services' authenticator (default: the one the settings describe);
-        only whether it has tokens matters here."""
+        only whether it has tokens matters here. `metrics`: default the process's."""
         auth_enabled = (auth or Authenticator.from_settings(settings)).enabled
         check_exposure(address, settings, auth_enabled)
         creds = server_credentials(settings)
@@ -102,6 +108,7 @@ class GrpcServer:
         self.server = grpc.aio.server(
             options=server_options(settings),
             maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
+            interceptors=[MetricsInterceptor(metrics)],
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
