@@ -12,7 +12,6 @@ dead letters. An `eventId` or `episodeId` holding a valid national id is refused
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import re
 from collections.abc import Sequence
@@ -20,47 +19,53 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.message import DecodeError
-from google.protobuf.timestamp_pb2 import Timestamp
 
+from overgang.event_rules import (
+    DATE,
+    EARLIEST,
+    EPISODE_ID,
+    EVENT_ID,
+    LATEST,
+    MAX_READY_AFTER_NOTICE,
+    MUNICIPALITY,
+    InvalidEvent,
+)
 from overgang.events import Destination, Division, EpisodeEvent, EventKind, Need
+from overgang.fast_json import event_from_json
+from overgang.json_mapping import check_json_mapping
 from overgang.national_ids import contains_national_id
 from overgang.v1 import events_pb2
 
+__all__ = [
+    "CONTENT_TYPE_JSON",
+    "CONTENT_TYPE_PROTO",
+    "DATE",
+    "EARLIEST",
+    "EPISODE_ID",
+    "EVENT_ID",
+    "LATEST",
+    "MUNICIPALITY",
+    "InvalidEvent",
+    "decode_event",
+    "encode_event",
+    "event_from_proto",
+    "event_to_json",
+    "event_to_proto",
+    "parse_event_json",
+    "parse_event_json_reference",
+]
+
 E = TypeVar("E", bound=StrEnum)
 
-EPISODE_ID = re.compile(r"^(\d{1,9}):([A-Za-z0-9._-]{1,64})\Z", re.ASCII)
-EVENT_ID = re.compile(r"^[A-Za-z0-9._:@/-]{1,128}\Z", re.ASCII)
-MUNICIPALITY = re.compile(r"^\d{4}\Z", re.ASCII)
-DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z", re.ASCII)
 CONTENT_TYPE_PROTO = b"application/x-protobuf; messageType=overgang.v1.Event"
 CONTENT_TYPE_JSON = b"application/json"
-# Event times the clock can reason about; anything else is a broken record.
-EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
-# RFC 3339 with offset, as google.protobuf.Timestamp's JSON form; the date is checked apart.
-RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?"
-    r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)",
-    re.ASCII,
-)
-# A field name that may be echoed in an error (never digits only, never a national id).
-_ECHOABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}", re.ASCII)
 
 # Proto field name of the oneof payload -> domain kind (its value is the JSON name).
 _PAYLOAD = events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"]
 _PAYLOAD_KIND = {field.name: EventKind(field.json_name) for field in _PAYLOAD.fields}
 _KIND_PAYLOAD = {kind: name for name, kind in _PAYLOAD_KIND.items()}
-
-
-class InvalidEvent(ValueError):
-    """A record that breaks the contract. `field` uses the JSON (camelCase) path."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 def _timestamp(
@@ -144,7 +149,7 @@ def event_from_proto(msg: events_pb2.Event) -> EpisodeEvent:
     if kind is EventKind.DISCHARGE_READY_NOTIFIED:
         body = msg.discharge_ready_notified
         ready_at = _timestamp(body, "ready_at", "dischargeReadyNotified.readyAt")
-        if ready_at > occurred_at + dt.timedelta(days=31):
+        if ready_at > occurred_at + MAX_READY_AFTER_NOTICE:
             raise InvalidEvent(
                 "dischargeReadyNotified.readyAt", "is more than 31 days after the notice"
             )
@@ -196,99 +201,25 @@ def event_to_proto(event: EpisodeEvent) -> events_pb2.Event:
     return msg
 
 
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
-@functools.cache
-def _fields(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
-    """A message's fields by JSON name and by proto name (proto3 JSON accepts both)."""
-    return {f.json_name: f for f in descriptor.fields} | {f.name: f for f in descriptor.fields}
-
-
-def _check_object(value: Any, descriptor: Descriptor, path: str) -> None:
-    """`value` follows the proto3 JSON mapping of `descriptor`, checked before protobuf
-    parses it, so that every error names a field and a rule (protobuf's own messages
-    quote the offending value)."""
-    if not isinstance(value, dict):
-        raise InvalidEvent(path or "$", "must be a JSON object")
-    fields = _fields(descriptor)
-    present: set[str] = set()
-    for key, item in value.items():
-        field = fields.get(key)
-        if field is None:
-            if _ECHOABLE_NAME.fullmatch(key) and not contains_national_id(key):
-                raise InvalidEvent(_join(path, key), f"is not a field of {descriptor.name}")
-            raise InvalidEvent(path or "$", f"has a key that is not a field of {descriptor.name}")
-        where = _join(path, field.json_name)
-        if item is None:
-            continue  # proto3 JSON: null is the default value
-        if field.name in present:
-            raise InvalidEvent(where, "is given twice")
-        present.add(field.name)
-        if field.is_repeated:
-            if not isinstance(item, list):
-                raise InvalidEvent(where, "must be a list")
-            for i, element in enumerate(item):
-                _check_value(element, field, f"{where}[{i}]")
-        else:
-            _check_value(item, field, where)
-    for oneof in descriptor.oneofs:
-        chosen = [f for f in oneof.fields if f.name in present]
-        if len(chosen) > 1:
-            names = ", ".join(f.json_name for f in chosen)
-            raise InvalidEvent(_join(path, oneof.name), f"exactly one is allowed, got {names}")
-
-
-def _check_value(item: Any, field: FieldDescriptor, path: str) -> None:
-    if field.message_type is Timestamp.DESCRIPTOR:
-        match = RFC3339.fullmatch(item) if isinstance(item, str) else None
-        try:
-            if match is None:
-                raise ValueError
-            dt.date(*(int(part) for part in match.groups()))
-        except ValueError:
-            raise InvalidEvent(
-                path, "must be an RFC 3339 timestamp with offset, e.g. 2024-03-04T10:00:00+01:00"
-            ) from None
-    elif field.message_type is not None:
-        _check_object(item, field.message_type, path)
-    elif field.enum_type is not None:
-        values = field.enum_type.values_by_name
-        known = isinstance(item, str) and item in values
-        if not known and not (type(item) is int and item in field.enum_type.values_by_number):
-            names = ", ".join(n for n, v in values.items() if v.number != 0)
-            raise InvalidEvent(path, f"must be one of {names}")
-    elif field.type == FieldDescriptor.TYPE_BOOL:
-        if not isinstance(item, bool):
-            raise InvalidEvent(path, "must be true or false")
-    elif field.type == FieldDescriptor.TYPE_STRING:
-        if not isinstance(item, str):
-            raise InvalidEvent(path, "must be a string")
-        try:
-            item.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidEvent(path, "is not valid Unicode text") from None
-    else:  # pragma: no cover - Event has no other field types
-        raise InvalidEvent(path, "has a type this decoder does not read")
-
-
-def parse_event_json(text: str | bytes) -> EpisodeEvent:
-    """One line of the replay format (proto3 JSON mapping of `Event`), as text or bytes."""
+def _load_json(text: str | bytes) -> Any:
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidEvent("$", "is not valid UTF-8") from None
     try:
-        raw = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidEvent("$", f"is not valid JSON ({exc.msg} at column {exc.colno})") from None
     except (ValueError, RecursionError):  # e.g. an integer of thousands of digits
         raise InvalidEvent(
             "$", "is not JSON this decoder can read (too large or too deep)"
         ) from None
-    _check_object(raw, events_pb2.Event.DESCRIPTOR, "")
+
+
+def _event_from_json_reference(raw: Any) -> EpisodeEvent:
+    """Through protobuf: check the mapping, parse into `Event`, validate the message."""
+    check_json_mapping(raw, events_pb2.Event.DESCRIPTOR)
     msg = events_pb2.Event()
     try:
         json_format.ParseDict(raw, msg)
@@ -297,6 +228,22 @@ def parse_event_json(text: str | bytes) -> EpisodeEvent:
             "$", "does not follow the proto3 JSON mapping of overgang.v1.Event"
         ) from None
     return event_from_proto(msg)
+
+
+def parse_event_json(text: str | bytes) -> EpisodeEvent:
+    """One line of the replay format (proto3 JSON mapping of `Event`), as text or bytes.
+
+    A plain valid line takes the fast path (`fast_json`); any other line the reference
+    decoder, which gives the event or the error (the same as `parse_event_json_reference`
+    for every input)."""
+    raw = _load_json(text)
+    event = event_from_json(raw)
+    return event if event is not None else _event_from_json_reference(raw)
+
+
+def parse_event_json_reference(text: str | bytes) -> EpisodeEvent:
+    """The decoder without the fast path: what `parse_event_json` must equal."""
+    return _event_from_json_reference(_load_json(text))
 
 
 def event_to_json(event: EpisodeEvent) -> str:

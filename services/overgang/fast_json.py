@@ -1,0 +1,159 @@
+"""The fast path of the replay-format decoder: a line's `json.loads` result straight into
+an `EpisodeEvent`, without building a protobuf message.
+
+`event_from_json(raw)` accepts only an event in its plain, common form, every field
+valid: the JSON (camelCase) names, enum values as names, RFC 3339 timestamps in range,
+one payload object with known keys and no nulls. For anything else it returns None, and
+`codec.parse_event_json` runs the reference decoder (proto3 JSON mapping checks,
+`json_format`, `event_from_proto`), which decides: the same event or the exact error.
+So this module never writes an error message, and accepting is its only decision:
+`tests/unit/test_codec_fast_path.py` shows that whatever it accepts, the reference
+decodes to the same event, and whatever it declines, the reference decides alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from google.protobuf.descriptor import EnumDescriptor
+
+from overgang.event_rules import (
+    DATE,
+    EARLIEST,
+    EPISODE_ID,
+    EVENT_ID,
+    LATEST,
+    MAX_READY_AFTER_NOTICE,
+    MUNICIPALITY,
+    RFC3339,
+)
+from overgang.events import Destination, Division, EpisodeEvent, EventKind, Need
+from overgang.national_ids import contains_national_id
+from overgang.v1 import events_pb2
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _known(descriptor: EnumDescriptor, kind: type[E]) -> dict[str, E]:
+    """The enum names the reference decoder turns into a domain value (not UNSPECIFIED,
+    not a proto value the domain lacks)."""
+    return {
+        name: kind(name)
+        for name, value in descriptor.values_by_name.items()
+        if value.number != 0 and name in kind.__members__
+    }
+
+
+_DIVISIONS = _known(events_pb2.Division.DESCRIPTOR, Division)
+_NEEDS = _known(events_pb2.Need.DESCRIPTOR, Need)
+_DESTINATIONS = _known(events_pb2.Discharged.Destination.DESCRIPTOR, Destination)
+_KINDS = {
+    field.json_name: EventKind(field.json_name)
+    for field in events_pb2.Event.DESCRIPTOR.oneofs_by_name["payload"].fields
+}
+_BASE_KEYS = ("eventId", "episodeId", "occurredAt", "municipality", "division")
+# The keys each payload may have (JSON names only; a proto name goes the reference way).
+_BODY_KEYS = {
+    EventKind.ADMISSION_NOTIFIED: frozenset({"expectedNeeds"}),
+    EventKind.DISCHARGE_READY_NOTIFIED: frozenset({"readyAt", "needs"}),
+    EventKind.MUNICIPALITY_ANSWERED: frozenset({"canReceive", "expectedReadyDate"}),
+    EventKind.DISCHARGED: frozenset({"destination"}),
+}
+_EMPTY: frozenset[str] = frozenset()
+
+
+def _identifier(value: object, pattern: Any) -> bool:
+    return (
+        type(value) is str and pattern.match(value) is not None and not contains_national_id(value)
+    )
+
+
+def _instant(value: object) -> dt.datetime | None:
+    """An RFC 3339 timestamp as a UTC datetime, truncated to microseconds as
+    `Timestamp.ToDatetime` does, when it lies in the years 2000 to 2099."""
+    if type(value) is not str or RFC3339.fullmatch(value) is None:
+        return None
+    try:
+        stamp = dt.datetime.fromisoformat(value)
+    except ValueError:  # a date that is not in the calendar
+        return None
+    if stamp.tzinfo is not dt.UTC:
+        stamp = stamp.astimezone(dt.UTC)
+    return stamp if EARLIEST <= stamp < LATEST else None
+
+
+def _needs(values: object) -> tuple[Need, ...] | None:
+    """Known need names, repeats dropped (first place kept); None if any is not one."""
+    if type(values) is not list:
+        return None
+    needs: list[Need] = []
+    for value in values:
+        need = _NEEDS.get(value) if type(value) is str else None
+        if need is None:
+            return None
+        if need not in needs:
+            needs.append(need)
+    return tuple(needs)
+
+
+def _date(text: str) -> dt.date | None:
+    """A `YYYY-MM-DD` date in the calendar, or None."""
+    if DATE.match(text) is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def event_from_json(raw: object) -> EpisodeEvent | None:
+    """The event `raw` (a decoded JSON line) holds, or None: let the reference decide."""
+    if type(raw) is not dict or len(raw) != len(_BASE_KEYS) + 1:
+        return None
+    try:
+        event_id, episode_id, occurred, municipality, division = (raw[k] for k in _BASE_KEYS)
+    except KeyError:
+        return None
+    kind = next((_KINDS[k] for k in raw if k in _KINDS), None)
+    if kind is None or type(division) is not str:
+        return None
+    occurred_at = _instant(occurred)
+    division_value = _DIVISIONS.get(division)
+    if (
+        occurred_at is None
+        or division_value is None
+        or type(municipality) is not str
+        or MUNICIPALITY.match(municipality) is None
+        or not _identifier(event_id, EVENT_ID)
+        or not _identifier(episode_id, EPISODE_ID)
+    ):
+        return None
+    body = raw[kind.value]
+    if type(body) is not dict or not body.keys() <= _BODY_KEYS.get(kind, _EMPTY):
+        return None
+    base = (event_id, episode_id, occurred_at, municipality, division_value, kind)
+    if kind is EventKind.ADMISSION_NOTIFIED:
+        needs = _needs(body.get("expectedNeeds", []))
+        return None if needs is None else EpisodeEvent(*base, needs=needs)
+    if kind is EventKind.DISCHARGE_READY_NOTIFIED:
+        ready_at = _instant(body.get("readyAt"))
+        needs = _needs(body.get("needs", []))
+        if ready_at is None or needs is None or ready_at > occurred_at + MAX_READY_AFTER_NOTICE:
+            return None
+        return EpisodeEvent(*base, ready_at=ready_at, needs=needs)
+    if kind is EventKind.MUNICIPALITY_ANSWERED:
+        can_receive = body.get("canReceive", False)
+        text = body.get("expectedReadyDate", "")  # "" is the proto3 default: no date
+        if type(can_receive) is not bool or type(text) is not str:
+            return None
+        expected = _date(text) if text else None
+        if text and expected is None:
+            return None
+        return EpisodeEvent(*base, can_receive=can_receive, expected_ready_date=expected)
+    if kind is EventKind.DISCHARGED:
+        destination = body.get("destination")
+        value = _DESTINATIONS.get(destination) if type(destination) is str else None
+        return None if value is None else EpisodeEvent(*base, destination=value)
+    return EpisodeEvent(*base)
