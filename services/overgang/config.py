@@ -16,6 +16,12 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+def _env_set(name: str, default: str) -> str:
+    """Like `_env`, but a variable set to "" is "" (e.g. a disabled listener)."""
+    value = os.environ.get(name)
+    return default if value is None else value.strip()
+
+
 def _flag(name: str) -> bool:
     return _env(name, "").lower() in {"1", "true", "yes", "on"}
 
@@ -69,6 +75,15 @@ class Settings:
         default_factory=lambda: _env("OVERGANG_PSEUDONYM_KEY", "dev-only-not-secret"),
         repr=False,
     )
+    # Versioned pseudonym keys, lines "v<N>=<secret>" (the highest N is current): required
+    # beyond loopback (pathway.domain.pseudonym.load_keys).
+    pseudonym_key_file: str = field(default_factory=lambda: _env("OVERGANG_PSEUDONYM_KEY_FILE", ""))
+    # Plausibility windows of event times (overgang.plausibility); empty = the built-in file.
+    plausibility_file: str = field(default_factory=lambda: _env("OVERGANG_PLAUSIBILITY_FILE", ""))
+    # Days a published outbox row is kept before the relay deletes it.
+    outbox_keep_days: int = field(
+        default_factory=lambda: int(_env("OVERGANG_OUTBOX_KEEP_DAYS", "7"))
+    )
     pathway_grpc: str = field(default_factory=lambda: _env("PATHWAY_GRPC_ADDR", "127.0.0.1:50051"))
     discharge_grpc: str = field(
         default_factory=lambda: _env("DISCHARGE_GRPC_ADDR", "127.0.0.1:50052")
@@ -82,6 +97,16 @@ class Settings:
     )
     coordination_grpc: str = field(
         default_factory=lambda: _env("COORDINATION_GRPC_ADDR", "127.0.0.1:50053")
+    )
+    # Prometheus /metrics per service (overgang.metrics_watch); "" or "off": none.
+    pathway_metrics: str = field(
+        default_factory=lambda: _env_set("PATHWAY_METRICS_ADDR", "127.0.0.1:9461")
+    )
+    coordination_metrics: str = field(
+        default_factory=lambda: _env_set("COORDINATION_METRICS_ADDR", "127.0.0.1:9462")
+    )
+    discharge_metrics: str = field(
+        default_factory=lambda: _env_set("DISCHARGE_METRICS_ADDR", "127.0.0.1:9463")
     )
     # Bearer tokens -> roles, "token=role,token=role" (overgang.grpc.tokens), and/or a file
     # of "sha256:<hex>=<role> [<name>]" lines. None at all disables auth: loopback only.

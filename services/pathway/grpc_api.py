@@ -33,7 +33,7 @@ from overgang.logging import get_logger
 from overgang.v1 import pathway_pb2, pathway_pb2_grpc
 from pathway.convert import division_name, stage_of
 from pathway.domain.national_id import InvalidNationalId, NationalId, validate_national_id
-from pathway.domain.patient import PatientProblem, episode_patient
+from pathway.domain.patient import PatientProblem
 from pathway.domain.state_machine import IllegalTransition
 from pathway.store import EventIdConflict, ListFilter, PathwayStore
 from pathway.validation import event_violations, list_violations
@@ -160,12 +160,9 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[
         episode_id = request.event.episode_id
         if not EPISODE_ID.match(episode_id):
             return national_id, []
-        known, on_episode = await asyncio.to_thread(self.store.episode_patient, episode_id)
-        given = self.store.pseudonym(national_id) if national_id is not None else None
-        try:
-            episode_patient(on_episode, given, required=not known)
-        except PatientProblem as exc:
-            return None, [(PatientProblem.field, str(exc))]
+        _first, problem = await asyncio.to_thread(self.store.intake_facts, episode_id, national_id)
+        if problem:
+            return None, [(PatientProblem.field, problem)]
         return national_id, []
 
     async def GetPathway(

@@ -1,6 +1,8 @@
 """Tables of the pathway database (the only place a national id is stored).
 
-* `patient`: national id and its keyed pseudonym. Nothing else refers to the id.
+* `patient`: the national id, once. Nothing else refers to the id.
+* `patient_pseudonym`: the patient's keyed pseudonym under each key version it was seen
+  with (`pathway.domain.pseudonym`).
 * `pathway_event_log`: inbox of every hospital/municipal event recorded, unique by
   `event_id` (the dedupe key for gRPC intake and the Kafka consumer alike).
 * `pathway_task`: the latest version of each coordination task of an episode.
@@ -34,8 +36,20 @@ def _now() -> dt.datetime:
 class PatientRow(SQLModel, table=True):
     __tablename__ = "patient"
 
-    pseudonym: str = Field(primary_key=True, max_length=64)
+    id: int | None = Field(default=None, primary_key=True)
     national_id: str = Field(max_length=11, unique=True)
+    created_at: dt.datetime = Field(default_factory=_now)
+
+
+class PseudonymRow(SQLModel, table=True):
+    """A patient's pseudonym under one key version (one row per version it was seen with):
+    a returning patient is found by the pseudonyms of every known version."""
+
+    __tablename__ = "patient_pseudonym"
+
+    pseudonym: str = Field(primary_key=True, max_length=64)
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    key_version: int
     created_at: dt.datetime = Field(default_factory=_now)
 
 
@@ -159,7 +173,14 @@ def task_row(task: TaskReport, row: TaskRow | None = None) -> TaskRow:
     return row
 
 
-TABLE_NAMES = ("outbox", "patient", "pathway_event_log", "pathway_task", "pathway")
+TABLE_NAMES = (
+    "outbox",
+    "patient",
+    "patient_pseudonym",
+    "pathway_event_log",
+    "pathway_task",
+    "pathway",
+)
 
 
 def pathway_metadata() -> MetaData:
@@ -176,6 +197,7 @@ __all__ = [
     "OutboxRow",
     "PathwayRow",
     "PatientRow",
+    "PseudonymRow",
     "TaskRow",
     "aware",
     "history_of",

@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from sqlalchemy import Engine, or_
+from sqlalchemy import Engine, func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from overgang.codec import CONTENT_TYPE_PROTO, decode_event, encode_event
 from overgang.events import EpisodeEvent
@@ -34,14 +34,15 @@ from overgang.kafka.topics import HOSPITAL_EVENTS, PATHWAY_EVENTS
 from overgang.logging import get_logger
 from overgang.sql.outbox import enqueue
 from overgang.v1 import pathway_pb2
-from overgang.vocabulary import Stage
 from pathway import convert, models
 from pathway.domain.national_id import NationalId
-from pathway.domain.patient import episode_patient
-from pathway.domain.pseudonym import pseudonymise
+from pathway.domain.patient import PatientProblem, episode_patient
+from pathway.domain.pseudonym import PseudonymKeys
 from pathway.domain.state_machine import Fold, IllegalTransition, PathwayInput, fold
-from pathway.domain.tasks import OPEN_STATUSES, CompletionIsFinal, TaskReport, completion, track
-from pathway.models import EventLogRow, PathwayRow, PatientRow, TaskRow
+from pathway.domain.tasks import CompletionIsFinal, TaskReport, completion, track
+from pathway.listing import ListFilter, list_query, open_units
+from pathway.models import EventLogRow, PathwayRow, TaskRow
+from pathway.patients import Patients
 
 log = get_logger(__name__)
 
@@ -52,7 +53,8 @@ T = TypeVar("T")
 
 
 class EventIdConflict(ValueError):
-    """The event id was already recorded for another episode (ids are globally unique)."""
+    """The event id was already recorded for another episode (ids are globally unique) or
+    with other content: a duplicate must be the same event."""
 
     field = "eventId"
 
@@ -67,15 +69,6 @@ class Recorded:
     announced: list[pathway_pb2.PathwayEvent] = field(default_factory=list)
     # The fold skipped the new input; the reason (consumer path only: intake raises).
     skipped: str | None = None
-
-
-@dataclass(frozen=True)
-class ListFilter:
-    stage: Stage | None = None
-    municipality: str = ""
-    unit: str = ""
-    division: str = ""
-    her_id: str = ""
 
 
 Source = EventLogRow | TaskRow  # the row an input of the fold is recorded in
@@ -96,27 +89,37 @@ def _inputs(
 
 
 class PathwayStore:
-    def __init__(self, engine: Engine, pseudonym_key: str) -> None:
+    def __init__(self, engine: Engine, keys: PseudonymKeys | str) -> None:
+        """`keys`: `pathway.domain.pseudonym.load_keys(...)`; a string is one key (v1)."""
         self.engine = engine
-        self.pseudonym_key = pseudonym_key
+        self.keys = PseudonymKeys.single(keys) if isinstance(keys, str) else keys
+        self.patients = Patients(self.keys)
         # SQLite has one writer; serialising writes in-process avoids busy retries.
         # Across processes (PostgreSQL) the pathway row lock and unique keys decide.
         self._write_lock = threading.Lock()
 
     def pseudonym(self, national_id: NationalId) -> str:
-        return pseudonymise(national_id, self.pseudonym_key)
+        """Under the current key."""
+        return self.keys.pseudonym(national_id)
 
     # ------------------------------------------------------------------ reads
-    def episode_patient(self, episode_id: str) -> tuple[bool, str]:
-        """(episode has recorded events, its patient pseudonym or "")."""
+    def intake_facts(
+        self, episode_id: str, national_id: NationalId | None
+    ) -> tuple[dt.datetime | None, str | None]:
+        """The episode's first event time (None: no event yet), and why intake of one of
+        its events with this national id would raise `PatientProblem` (None: it would not),
+        for gRPC to report with the request's other violations."""
         with Session(self.engine) as session:
+            earliest = select(func.min(EventLogRow.occurred_at))
+            first = session.exec(earliest.where(EventLogRow.episode_id == episode_id)).first()
             row = session.get(PathwayRow, episode_id)
-            if row is not None:
-                return True, row.patient_pseudonym
-            seen = session.exec(
-                select(EventLogRow.id).where(EventLogRow.episode_id == episode_id).limit(1)
-            ).first()
-            return seen is not None, ""
+            given = self.patients.find(session, national_id).known if national_id else None
+            first_at = models.aware(first) if first else None
+            try:
+                episode_patient(row.patient_pseudonym if row else "", given, required=not first)
+            except PatientProblem as exc:
+                return first_at, str(exc)
+            return first_at, None
 
     def get(self, episode_id: str) -> pathway_pb2.Pathway | None:
         with Session(self.engine) as session:
@@ -128,48 +131,16 @@ class PathwayStore:
     ) -> tuple[list[pathway_pb2.Pathway], str]:
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         with Session(self.engine) as session:
-            query = select(PathwayRow).order_by(col(PathwayRow.episode_id))
-            if after:
-                query = query.where(col(PathwayRow.episode_id) > after)
-            for column, wanted in (
-                (PathwayRow.stage, filters.stage.value if filters.stage is not None else ""),
-                (PathwayRow.municipality, filters.municipality),
-                (PathwayRow.division, filters.division),
-                (PathwayRow.her_id, filters.her_id),
-            ):
-                if wanted:
-                    query = query.where(col(column) == wanted)
-            if filters.unit:
-                with_unit = select(TaskRow.episode_id).where(
-                    col(TaskRow.status).in_(OPEN_STATUSES),
-                    or_(
-                        col(TaskRow.unit) == filters.unit,
-                        col(TaskRow.unit).startswith(filters.unit + "/"),
-                    ),
-                )
-                query = query.where(col(PathwayRow.episode_id).in_(with_unit))
+            query = list_query(filters, after)
             rows = list(session.exec(query.limit(size + 1)))
             more = len(rows) > size
             rows = rows[:size]
-            units = self._units(session, [r.episode_id for r in rows])
+            units = open_units(session, [r.episode_id for r in rows])
             token = convert.encode_page_token(rows[-1].episode_id) if more and rows else ""
             return [convert.to_proto(r, units.get(r.episode_id, [])) for r in rows], token
 
-    @staticmethod
-    def _units(session: Session, episode_ids: Sequence[str]) -> dict[str, list[str]]:
-        if not episode_ids:
-            return {}
-        found: dict[str, set[str]] = {}
-        query = select(TaskRow.episode_id, TaskRow.unit).where(
-            col(TaskRow.episode_id).in_(episode_ids),
-            col(TaskRow.status).in_(OPEN_STATUSES),
-        )
-        for episode_id, unit in session.exec(query):
-            found.setdefault(episode_id, set()).add(unit)
-        return {k: sorted(v) for k, v in found.items()}
-
     def _pathway(self, session: Session, row: PathwayRow) -> pathway_pb2.Pathway:
-        return convert.to_proto(row, self._units(session, [row.episode_id]).get(row.episode_id, []))
+        return convert.to_proto(row, open_units(session, [row.episode_id]).get(row.episode_id, []))
 
     # ----------------------------------------------------------------- writes
     def _write(self, work: Callable[[Session], T]) -> T:
@@ -206,23 +177,24 @@ class PathwayStore:
         def work(session: Session) -> Recorded:
             query = select(EventLogRow).where(EventLogRow.event_id == event.event_id)
             existing = session.exec(query).first()
+            payload = encode_event(event)
             if existing is not None:
                 if existing.episode_id != event.episode_id:
                     # Never answer with (or merge into) another episode's pathway.
                     raise EventIdConflict("is already used by an event of another episode")
+                if existing.payload != payload:  # both are encode_event's canonical bytes
+                    raise EventIdConflict("is already used by an event with other content")
                 row = session.get(PathwayRow, existing.episode_id)
                 pathway = self._pathway(session, row) if row is not None else None
                 return Recorded(duplicate=True, pathway=pathway)
 
             row, logs, tasks = self._episode(session, event.episode_id)
             on_episode = row.patient_pseudonym if row is not None else ""
-            given = self.pseudonym(national_id) if national_id is not None else None
+            found = self.patients.find(session, national_id) if national_id else None
+            given = found.known if found else None
             pseudonym = episode_patient(on_episode, given, required=intake and not logs)
-            if national_id is not None and pseudonym != on_episode:
-                patient = session.get(PatientRow, pseudonym)
-                session.add(
-                    patient or PatientRow(pseudonym=pseudonym, national_id=national_id.value)
-                )
+            if found is not None:
+                self.patients.remember(session, found)
 
             inputs, sources = _inputs(logs, tasks)
             result = fold([*inputs, event])
@@ -230,7 +202,6 @@ class PathwayStore:
             assert step is not None
             if step.rejected is not None and intake:
                 raise IllegalTransition(step.rejected, step.from_stage, event)
-            payload = encode_event(event)
             new_log = EventLogRow(
                 event_id=event.event_id,
                 episode_id=event.episode_id,

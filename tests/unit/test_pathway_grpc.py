@@ -19,7 +19,9 @@ from overgang.grpc.auth import bearer
 from overgang.grpc.errors import field_violations
 from overgang.v1 import events_pb2, pathway_pb2, pathway_pb2_grpc
 from pathway.domain.national_id import with_check_digits
+from pathway.domain.pseudonym import PseudonymKeys
 from pathway.runtime import PathwayRuntime
+from pathway.store import PathwayStore
 
 HER = "81234"
 TOKENS = {
@@ -414,3 +416,24 @@ def test_an_event_id_of_another_episode_is_a_field_violation(stub: Any) -> None:
     reused = event(f"{HER}:B", event_id=first.event_id)
     error = error_of(lambda: submit(stub, reused, national_id=valid_national_id("020280")))
     assert [f for f, _ in field_violations(error)] == ["event.eventId"]
+
+
+# --- the pseudonym key rotates (issue 8 item 5) ----------------------------------------------
+
+
+def _serve_with_key(tmp_path: Path, key_file: str) -> Server:
+    running = Server(tmp_path)
+    keys = PseudonymKeys.parse(key_file)
+    running.runtime.store = PathwayStore(running.runtime.engine, keys)  # before start()
+    return running
+
+
+def test_a_returning_patient_is_taken_in_after_the_key_rotated(tmp_path: Path) -> None:
+    for n, key in enumerate(["v1=first-key", "v1=first-key\nv2=second-key"]):
+        with (
+            _serve_with_key(tmp_path, key) as running,
+            grpc.insecure_channel(f"127.0.0.1:{running.runtime.port}") as channel,
+        ):
+            stub = pathway_pb2_grpc.PathwayServiceStub(channel)
+            response = submit(stub, event(f"{HER}:R{n}"))
+            assert response.pathway.stage == pathway_pb2.STAGE_ADMITTED

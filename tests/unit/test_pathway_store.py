@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import os
@@ -9,24 +10,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
 from overgang.codec import CONTENT_TYPE_PROTO, decode_event
 from overgang.events import Destination, Division, EpisodeEvent, EventKind, Need
 from overgang.kafka.topics import HOSPITAL_EVENTS, MUNICIPAL_EVENTS, PATHWAY_EVENTS
 from overgang.sql.engine import make_engine
-from overgang.sql.migrations import migrate
+from overgang.sql.migrations import alembic_config, migrate
 from overgang.sql.outbox import OutboxRow
 from overgang.v1 import coordination_pb2, pathway_pb2
 from pathway.convert import task_report
 from pathway.domain.national_id import NationalId, validate_national_id, with_check_digits
 from pathway.domain.patient import PatientProblem
+from pathway.domain.pseudonym import PseudonymKeys, pseudonymise
 from pathway.domain.state_machine import IllegalTransition
-from pathway.models import pathway_metadata
+from pathway.models import PatientRow, PseudonymRow, pathway_metadata
 from pathway.runtime import MIGRATIONS
-from pathway.store import ListFilter, PathwayStore, Recorded
+from pathway.store import EventIdConflict, ListFilter, PathwayStore, Recorded
 
 EPISODE = "81234:E1"
 T0 = dt.datetime(2024, 3, 1, 8, 0, tzinfo=dt.UTC)
@@ -61,16 +65,22 @@ BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 
 
 @pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PathwayStore]:
-    """A migrated, empty pathway database of each backend."""
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An empty database of each backend."""
     url = POSTGRES_URL if request.param == "postgresql" else ""
     engine = make_engine(url or f"sqlite:///{tmp_path / 'nested' / 'pathway.db'}")
     if url:
         with engine.begin() as connection:
             connection.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    migrate(engine, MIGRATIONS)
-    yield PathwayStore(engine, "test-key")
+    yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def store(engine: Engine) -> PathwayStore:
+    """A migrated, empty pathway database of each backend."""
+    migrate(engine, MIGRATIONS)
+    return PathwayStore(engine, "test-key")
 
 
 def outbox(store: PathwayStore, topic: str) -> list[OutboxRow]:
@@ -288,3 +298,73 @@ def test_the_migration_creates_exactly_the_modelled_tables(store: PathwayStore) 
     with store.engine.connect() as connection:
         context = MigrationContext.configure(connection)
         assert compare_metadata(context, pathway_metadata()) == []
+
+
+# --- the pseudonym key rotates (issue 8 item 5) ----------------------------------------------
+ROTATED = PseudonymKeys.parse("v1=test-key\nv2=the-next-key")
+
+
+def test_a_returning_patient_is_taken_in_after_the_pseudonym_key_changed(
+    store: PathwayStore,
+) -> None:
+    intake(store, ev(EventKind.ADMITTED, 0))
+    rotated = PathwayStore(store.engine, ROTATED)
+    intake(rotated, ev(EventKind.ADMITTED, 60, episode_id="81234:E2"))
+    assert rotated.get("81234:E2").patient_pseudonym == rotated.pseudonym(NID)  # type: ignore[union-attr]
+
+
+def test_an_episode_keeps_its_pseudonym_and_its_patient_after_the_key_rotated(
+    store: PathwayStore,
+) -> None:
+    intake(store, ev(EventKind.ADMITTED, 0))
+    rotated = PathwayStore(store.engine, ROTATED)
+    assert rotated.intake_facts(EPISODE, NID) == (T0, None)
+    intake(rotated, ev(EventKind.ADMISSION_NOTIFIED, 1))
+    assert rotated.get(EPISODE).patient_pseudonym == store.pseudonym(NID)  # type: ignore[union-attr]
+
+
+def test_another_patient_still_does_not_match_after_the_key_rotated(store: PathwayStore) -> None:
+    intake(store, ev(EventKind.ADMITTED, 0))
+    rotated = PathwayStore(store.engine, ROTATED)
+    other = validate_national_id(valid_national_id("020280"))
+    assert rotated.intake_facts(EPISODE, other) == (
+        T0,
+        "does not match the patient already on this episode",
+    )
+
+
+def test_a_patient_of_a_key_gone_from_the_key_file_is_found_by_the_number(
+    store: PathwayStore,
+) -> None:
+    intake(store, ev(EventKind.ADMITTED, 0))
+    only_new = PathwayStore(store.engine, PseudonymKeys.parse("v2=the-next-key"))
+    intake(only_new, ev(EventKind.ADMISSION_NOTIFIED, 1), nid=NID)
+    intake(only_new, ev(EventKind.ADMITTED, 60, episode_id="81234:E2"))
+    with Session(store.engine) as session:
+        rows = session.exec(select(PseudonymRow.key_version, PseudonymRow.patient_id)).all()
+        assert (len(session.exec(select(PatientRow)).all()), sorted(rows)) == (1, [(1, 1), (2, 1)])
+
+
+def test_the_same_event_id_with_other_content_is_a_conflict(store: PathwayStore) -> None:
+    admitted = ev(EventKind.ADMITTED, 0)
+    intake(store, admitted)
+    changed = dataclasses.replace(
+        admitted, occurred_at=admitted.occurred_at + dt.timedelta(hours=1)
+    )
+    with pytest.raises(EventIdConflict, match="other content"):
+        store.record_event(changed, source=HOSPITAL_EVENTS)
+
+
+def test_patients_of_the_first_schema_keep_their_pseudonym_as_version_1(engine: Engine) -> None:
+    config = alembic_config(MIGRATIONS, engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(
+            text("INSERT INTO patient (pseudonym, national_id, created_at) VALUES (:p, :n, :t)"),
+            {"p": pseudonymise(NID, "test-key"), "n": NID.value, "t": T0},
+        )
+    migrate(engine, MIGRATIONS)
+    with Session(engine) as session:
+        found = PathwayStore(engine, ROTATED).patients.find(session, NID)
+    assert (found.patient_id, pseudonymise(NID, "test-key") in found.known.pseudonyms) == (1, True)
