@@ -91,7 +91,9 @@ def episode_sla(pathway: Any, statement: Any | None) -> EpisodeSla:
         municipality=pathway.municipality,
         division=events_pb2.Division.Name(pathway.division),
         notice_at=notice_at,
-        ready_day=dt.date.fromisoformat(period.start) if period else oslo_day(notice_at),
+        ready_day=dt.date.fromisoformat(period.start)
+        if period and period.start
+        else oslo_day(notice_at),
         service_ready_day=dt.date.fromisoformat(service_ready) if service_ready else None,
         discharged_at=at(left.at) if left is not None else None,
         received=left is not None and left.to_stage == pathway_pb2.STAGE_RECEIVED,

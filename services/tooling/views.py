@@ -91,6 +91,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     def view(clients: Clients, settings: Any) -> int:
         data = gather(clients, _scope(args), wall_clock(settings)())
         print(write_report(data, Path(args.out)).resolve())
+        if args.png:
+            from tooling.screenshot import NoChromium, screenshot
+
+            try:
+                print(screenshot(Path(args.out), Path(args.png)).resolve())
+            except NoChromium as exc:
+                print(f"overgang report: {exc}", file=sys.stderr)
+                return EXIT_FAILED
         return EXIT_OK
 
     return _run(args, view)
@@ -140,6 +148,7 @@ def add_view_commands(commands: Any, token: argparse.ArgumentParser) -> None:
         help="a month's report as one self-contained HTML file (SVG plots)",
     )
     p.add_argument("--out", default="report.html", help="the HTML file to write")
+    p.add_argument("--png", help="also a screenshot of it (headless Chromium, 1200x1600)")
     p.set_defaults(func=cmd_report)
 
     p = commands.add_parser(
