@@ -1,14 +1,18 @@
 """Consumed Kafka records as every service reads them: their headers, and the dead letter
 for one that cannot be decoded or breaks a rule. A dead letter keeps the record unchanged
-and adds the reason and its origin in headers, so nothing is lost and nothing crashes."""
+and adds the reason and its origin in headers, so nothing is lost and nothing crashes.
+Each dead letter is counted in the process's metrics by its reason class (a short fixed
+label, never the reason's text: `overgang_records_dead_lettered_total`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from overgang.logging import redact_text
+from overgang.metrics import REASON_CLASSES, process_metrics
 
 Headers = list[tuple[str, bytes]]
 REASON = "dlq.reason"
@@ -90,24 +94,56 @@ def dead_letter_for(record: ConsumedRecord, reason: str, service: str) -> DeadLe
     return DeadLetter(key=record.key, value=record.value, headers=headers)
 
 
+# Reason texts of the services' dead letters -> class, first match wins; see reason_class.
+_REASON_PATTERNS = (
+    ("processing", re.compile(r"^processing failed\b")),
+    ("key", re.compile(r"^key: |record key|partitions? .* key|keyed? by", re.IGNORECASE)),
+    ("topic", re.compile(r"belongs on |is an? (hospital|municipal) event, not ")),
+    ("rule", re.compile(r"not served by|^eventId |dated after|unknown due rule|^rule\b")),
+    ("decode", re.compile(r"^not an? |^[A-Za-z][\w.\[\]]*: |^[a-z][\w.\[\]]* (is|must|or) ")),
+)
+
+
+def reason_class(reason: str) -> str:
+    """The class of a dead-letter reason, one of REASON_CLASSES: `decode` (the record is
+    not a valid message), `key` (wrong record key or partition), `topic` (a valid
+    message on the wrong topic), `rule` (valid, but breaks a rule of the service),
+    `processing` (a bug hit while applying it), `other`."""
+    for name, pattern in _REASON_PATTERNS:
+        if pattern.search(reason):
+            return name
+    return "other"
+
+
 # Sends one record to the dead-letter topic and returns once the broker (or the outbox
 # transaction) has it: (key, value, headers) -> None.
 DeadLetterSink = Callable[[bytes | None, bytes | None, Headers], Awaitable[None]]
 
 
 async def send_dead_letter(
-    sink: DeadLetterSink, record: ConsumedRecord, reason: str, service: str, log: Any
+    sink: DeadLetterSink,
+    record: ConsumedRecord,
+    reason: str,
+    service: str,
+    log: Any,
+    *,
+    kind: str | None = None,
 ) -> None:
-    """The one way every service dead-letters a consumed record."""
+    """The one way every service dead-letters a consumed record. `kind`: the reason
+    class (REASON_CLASSES), when the caller knows it; default: `reason_class(reason)`.
+    Counted once the sink has the record."""
     reason = scrub_reason(reason)
+    kind = kind if kind in REASON_CLASSES else reason_class(reason)
     letter = dead_letter_for(record, reason, service)
     await sink(letter.key, letter.value, letter.headers)
+    process_metrics().dead_lettered(service, record.topic, kind)
     log.warning(
         "record.dead_lettered",
         topic=record.topic,
         partition=record.partition,
         offset=record.offset,
         reason=reason,
+        reason_class=kind,
     )
 
 
