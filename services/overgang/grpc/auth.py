@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 import grpc
 
+from overgang.audit import Audit, peer_of
 from overgang.config import Settings, load_settings
 from overgang.grpc.roles import (
     OPS,
@@ -65,27 +66,26 @@ def _bearer_token(metadata: Any) -> str | None:
     return None
 
 
-def _peer(context: Context) -> str:
-    try:
-        return str(context.peer())
-    except Exception:
-        return "unknown"
-
-
 class Authenticator:
     """Prefer `Authenticator.from_settings(settings)`. `Authenticator(tokens)` works as
     before (a comma-separated `token=role` list) and, unless `tokens_file` is given ("" for
     none), also reads `OVERGANG_AUTH_TOKENS_FILE` from the environment, so that a file-only
-    configuration never leaves an old call site with auth off."""
+    configuration never leaves an old call site with auth off.
 
-    def __init__(self, tokens: str = "", *, tokens_file: str | None = None) -> None:
+    `audit`: where refused calls are recorded (`overgang.audit`); a servicer given an
+    `Audit` attaches it here when none was set."""
+
+    def __init__(
+        self, tokens: str = "", *, tokens_file: str | None = None, audit: Audit | None = None
+    ) -> None:
         if tokens_file is None:
             tokens_file = load_settings().auth_tokens_file
         self._table = TokenTable.load(tokens, tokens_file)
+        self.audit = audit
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Authenticator:
-        return cls(settings.auth_tokens, tokens_file=settings.auth_tokens_file)
+    def from_settings(cls, settings: Settings, *, audit: Audit | None = None) -> Authenticator:
+        return cls(settings.auth_tokens, tokens_file=settings.auth_tokens_file, audit=audit)
 
     @property
     def enabled(self) -> bool:
@@ -106,14 +106,21 @@ class Authenticator:
         """The caller, or the call ends UNAUTHENTICATED."""
         caller = self.caller_for(context.invocation_metadata())
         if caller is None:
-            log.warning("auth.unauthenticated", peer=_peer(context))
+            log.warning("auth.unauthenticated", peer=peer_of(context))
+            if self.audit is not None:
+                self.audit.refused(context, None, "missing or unknown bearer token")
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or unknown bearer token")
             raise AssertionError("unreachable")
         return caller
 
-    async def deny(self, context: Context, caller: Caller, what: str) -> NoReturn:
-        """End the call PERMISSION_DENIED (after a scope check on the data itself)."""
-        log.warning("auth.refused", identity=caller.identity, peer=_peer(context), what=what)
+    async def deny(
+        self, context: Context, caller: Caller, what: str, *, episode_id: str = ""
+    ) -> NoReturn:
+        """End the call PERMISSION_DENIED (after a scope check on the data itself); the
+        audit record names the episode asked for, if any."""
+        log.warning("auth.refused", identity=caller.identity, peer=peer_of(context), what=what)
+        if self.audit is not None:
+            self.audit.refused(context, caller, what, episode_id=episode_id)
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"role {caller.role} may not {what}")
         raise AssertionError("unreachable")
 
