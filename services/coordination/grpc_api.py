@@ -5,6 +5,10 @@ Scope (`overgang.grpc.roles`): a `coordinator:<kommunenummer>/<unit>` sees, clai
 completes only tasks of its municipality in its unit or a unit below it, and answers the
 hospital / reports service ready only for episodes of its municipality (and with a task
 of its units); `ops` everything. Refusals are PERMISSION_DENIED and name no patient data.
+
+Task streams and refused calls are audit records (`overgang.audit`); answer and ready
+times outside the plausibility windows (`overgang.plausibility`: against now, and against
+the earliest trigger of the episode's tasks) are INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from coordination.convert import (
 from coordination.domain.task import Task, TaskStateError
 from coordination.store import Clock, Forbidden, TaskNotFound, TaskStore
 from coordination.watch import UpdateSignal
+from overgang.audit import Audit, audited_rpc
 from overgang.codec import InvalidEvent, event_from_proto, event_to_proto
+from overgang.config import load_settings
 from overgang.events import Division, EpisodeEvent, EventKind
 from overgang.grpc.auth import (
     Authenticator,
@@ -40,6 +46,7 @@ from overgang.grpc.auth import (
 )
 from overgang.grpc.errors import FieldViolation, abort_invalid
 from overgang.logging import get_logger
+from overgang.plausibility import Windows, load_windows, timestamp_violations
 from overgang.v1 import coordination_pb2, coordination_pb2_grpc
 
 log = get_logger(__name__)
@@ -69,15 +76,24 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         signal: UpdateSignal,
         on_commit: Callable[[], None] = lambda: None,
         poll_seconds: float = 1.0,
+        audit: Audit | None = None,
+        windows: Windows | None = None,
     ) -> None:
+        """`audit`: default log lines (`LogAuditSink`); `windows`: default
+        OVERGANG_PLAUSIBILITY_FILE's, else the built-in ones."""
         self.store = store
         self.auth = auth
         self.clock = clock
         self.signal = signal
         self._on_commit = on_commit
         self.poll_seconds = poll_seconds
+        self.audit = audit or Audit("coordination", clock=clock)
+        if auth.audit is None:
+            auth.audit = self.audit
+        self.windows = windows or load_windows(load_settings().plausibility_file or None)
 
     # ----------------------------------------------------------------------- streaming
+    @audited_rpc
     async def StreamTasks(
         self, request: coordination_pb2.StreamTasksRequest, context: Context
     ) -> AsyncIterator[coordination_pb2.TaskUpdate]:
@@ -91,17 +107,18 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         municipality = listing_scope(caller.role).municipality  # "" for ops: every one
         if not covers_unit(caller.role, municipality, unit):
             await self.auth.deny(context, caller, f"stream unit {unit}")
-        log.info(
-            "audit.task_stream", identity=caller.identity, unit=unit, municipality=municipality
-        )
+        query = {"unit": unit, "municipality": municipality}
+        self.audit.read(context, caller, query=query)
         last = request.after_sequence
         if last == 0:
             backlog, last = await asyncio.to_thread(self.store.backlog, unit, municipality)
+            self.audit.shown(context, caller, (u.task.episode_id for u in backlog), query)
             for update in backlog:
                 yield update
         while True:
             wake = self.signal.current()
             updates = await asyncio.to_thread(self.store.updates_after, unit, municipality, last)
+            self.audit.shown(context, caller, (u.task.episode_id for u in updates), query)
             for update in updates:
                 yield update
                 last = update.sequence
@@ -110,6 +127,7 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
                 await self.signal.wait(wake, self.poll_seconds)
 
     # -------------------------------------------------------------------- claim/complete
+    @audited_rpc
     async def ClaimTask(
         self, request: coordination_pb2.ClaimTaskRequest, context: Context
     ) -> coordination_pb2.Task:
@@ -123,6 +141,7 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
             context, caller, "claim this task", self.store.claim, request.task_id, caller.identity
         )
 
+    @audited_rpc
     async def CompleteTask(
         self, request: coordination_pb2.CompleteTaskRequest, context: Context
     ) -> coordination_pb2.Task:
@@ -166,6 +185,7 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         return task_to_proto(task)
 
     # ------------------------------------------------------------- municipal answers
+    @audited_rpc
     async def AnswerHospital(
         self, request: coordination_pb2.AnswerHospitalRequest, context: Context
     ) -> coordination_pb2.MunicipalEventAccepted:
@@ -173,6 +193,7 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         now = self.clock()
         answered_at = timestamp(request, "answered_at", now)
         violations, expected = answer_violations(request, answered_at, now)
+        violations += timestamp_violations("answeredAt", answered_at, now=now, windows=self.windows)
         if violations:
             await abort_invalid(context, violations)
         event_id = municipal_event_id(
@@ -189,12 +210,13 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
             caller,
             request.episode_id,
             event_id,
-            answered_at,
+            ("answeredAt", answered_at),
             EventKind.MUNICIPALITY_ANSWERED,
             can_receive=request.can_receive,
             expected_ready_date=expected,
         )
 
+    @audited_rpc
     async def ReportServiceReady(
         self, request: coordination_pb2.ReportServiceReadyRequest, context: Context
     ) -> coordination_pb2.MunicipalEventAccepted:
@@ -204,14 +226,14 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         now = self.clock()
         ready_at = timestamp(request, "ready_at", now)
         violations = ready_violations(request, ready_at, now)
+        violations += timestamp_violations("readyAt", ready_at, now=now, windows=self.windows)
         if violations:
             await abort_invalid(context, violations)
         event_id = municipal_event_id(
             "coord-ready", request, "ready_at", request.episode_id, ready_at.isoformat()
         )
-        return await self._publish(
-            context, caller, request.episode_id, event_id, ready_at, EventKind.SERVICE_READY
-        )
+        kind, occurred = EventKind.SERVICE_READY, ("readyAt", ready_at)
+        return await self._publish(context, caller, request.episode_id, event_id, occurred, kind)
 
     async def _publish(
         self,
@@ -219,10 +241,12 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         caller: Caller,
         episode_id: str,
         event_id: str,
-        occurred_at: dt.datetime,
+        occurred: tuple[str, dt.datetime],
         kind: EventKind,
         **payload: Any,
     ) -> coordination_pb2.MunicipalEventAccepted:
+        """`occurred`: the request's time field and its value."""
+        field, occurred_at = occurred
         episode = await asyncio.to_thread(self.store.episode, episode_id)
         if episode is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"episode {episode_id} is not known")
@@ -231,12 +255,16 @@ class CoordinationServicer(coordination_pb2_grpc.CoordinationServiceServicer):
         # coordinator of another municipality must not stop this one's payment clock.
         if not may_act_for_municipality(caller.role, episode.municipality):
             await self.auth.deny(context, caller, "act for an episode of another municipality")
-        if not caller.role.is_ops:  # and, as before, a coordinator of a unit with a task
-            tasks = await asyncio.to_thread(self.store.tasks_of, episode_id)
-            if not any(map(_covers(caller), tasks)):
-                await self.auth.deny(
-                    context, caller, "act for an episode its units have no task of"
-                )
+        tasks = await asyncio.to_thread(self.store.tasks_of, episode_id)
+        # And, as before, a coordinator of a unit with a task.
+        if not caller.role.is_ops and not any(map(_covers(caller), tasks)):
+            await self.auth.deny(context, caller, "act for an episode its units have no task of")
+        first = min((t.trigger_at for t in tasks), default=None)  # the earliest we know of
+        early = timestamp_violations(
+            field, occurred_at, now=self.clock(), windows=self.windows, first_event_at=first
+        )
+        if early:
+            await abort_invalid(context, early)
         if episode.division not in Division.__members__:
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,

@@ -5,6 +5,10 @@ episode id's prefix), a coordinator reads its municipality's, finance sees no pa
 details, ops everything. Lists and watches are narrowed to the caller's scope; a filter
 outside it is PERMISSION_DENIED. No response carries a national id: the proto has no
 field for one (`Pathway` holds only the pseudonym).
+
+Every read of a pathway and every refused call is an audit record (`overgang.audit`);
+an unexpected error (the database) is INTERNAL with a reference, its details in the
+redacted log only.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from typing import Any, NoReturn
 
 import grpc
 
+from overgang.audit import Audit, audited_rpc
 from overgang.codec import EPISODE_ID
+from overgang.config import load_settings
 from overgang.events import EpisodeEvent
 from overgang.grpc.auth import (
     Authenticator,
@@ -30,6 +36,7 @@ from overgang.grpc.auth import (
 )
 from overgang.grpc.errors import FieldViolation, abort_invalid
 from overgang.logging import get_logger
+from overgang.plausibility import Windows, load_windows
 from overgang.v1 import pathway_pb2, pathway_pb2_grpc
 from pathway.convert import division_name, stage_of
 from pathway.domain.national_id import InvalidNationalId, NationalId, validate_national_id
@@ -59,6 +66,18 @@ def _may_read(role: Role, pathway: pathway_pb2.Pathway) -> bool:
     return may_read_episode(role, pathway.municipality, pathway.her_id)
 
 
+def _query(filters: ListFilter) -> dict[str, object]:
+    """A list query as its audit record names it."""
+    stage = filters.stage.value if filters.stage is not None else ""
+    return {
+        "stage": stage,
+        "municipality": filters.municipality,
+        "unit": filters.unit,
+        "division": filters.division,
+        "herId": filters.her_id,
+    }
+
+
 def _narrowed(role: Role, municipality: str) -> ListingScope | None:
     """What a list or watch is narrowed to: the caller's scope and the request's
     municipality filter; None when that filter asks for what no episode in scope has."""
@@ -77,14 +96,24 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[
         broadcaster: Broadcaster,
         on_commit: Callable[[], None] = lambda: None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        *,
+        audit: Audit | None = None,
+        windows: Windows | None = None,
     ) -> None:
+        """`audit`: default log lines (`LogAuditSink`); `windows`: default
+        OVERGANG_PLAUSIBILITY_FILE's, else the built-in ones."""
         self.store = store
         self.auth = auth
         self.municipalities = municipalities
         self.broadcaster = broadcaster
         self.on_commit = on_commit
         self.clock = clock
+        self.audit = audit or Audit("pathway", clock=clock)
+        if auth.audit is None:
+            auth.audit = self.audit
+        self.windows = windows or load_windows(load_settings().plausibility_file or None)
 
+    @audited_rpc
     async def SubmitHospitalEvent(
         self, request: pathway_pb2.SubmitHospitalEventRequest, context: Context
     ) -> pathway_pb2.SubmitHospitalEventResponse:
@@ -97,13 +126,13 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[
             lambda role: may_submit_for_hospital(role, her_id or role.her_id),
             "submit hospital events for that HER-id",
         )
-        violations: list[FieldViolation] = []
+        national_id, first, id_violations = await self._national_id(request)
+        violations: list[FieldViolation] = [("event", "is required")]
         event: EpisodeEvent | None = None
-        if not request.HasField("event"):
-            violations.append(("event", "is required"))
-        else:
-            violations, event = event_violations(request.event, self.municipalities, self.clock())
-        national_id, id_violations = await self._national_id(request)
+        if request.HasField("event"):
+            violations, event = event_violations(
+                request.event, self.municipalities, self.clock(), self.windows, first
+            )
         violations.extend(id_violations)
         if violations or event is None:
             await abort_invalid(context, violations)
@@ -150,21 +179,26 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[
 
     async def _national_id(
         self, request: pathway_pb2.SubmitHospitalEventRequest
-    ) -> tuple[NationalId | None, list[FieldViolation]]:
+    ) -> tuple[NationalId | None, dt.datetime | None, list[FieldViolation]]:
+        """The valid national id, the episode's first event time (None: none yet, or no
+        valid episode id) and the national id's violations."""
         national_id: NationalId | None = None
+        violations: list[FieldViolation] = []
         if request.national_id:
             try:
                 national_id = validate_national_id(request.national_id)
             except InvalidNationalId as exc:
-                return None, [("nationalId", str(exc))]
+                violations.append(("nationalId", str(exc)))
         episode_id = request.event.episode_id
         if not EPISODE_ID.match(episode_id):
-            return national_id, []
-        _first, problem = await asyncio.to_thread(self.store.intake_facts, episode_id, national_id)
-        if problem:
-            return None, [(PatientProblem.field, problem)]
-        return national_id, []
+            return national_id, None, violations
+        facts = await asyncio.to_thread(self.store.intake_facts, episode_id, national_id)
+        first, problem = facts
+        if problem and not violations:
+            violations.append((PatientProblem.field, problem))
+        return (None if violations else national_id), first, violations
 
+    @audited_rpc
     async def GetPathway(
         self, request: pathway_pb2.GetPathwayRequest, context: Context
     ) -> pathway_pb2.Pathway:
@@ -180,15 +214,12 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[
             if found is not None
             else may_read_episode(caller.role, "", _her_id(request.episode_id))
         )
-        outcome = "denied" if not in_scope else "found" if found is not None else "not_found"
-        log.info(
-            "audit.pathway_read",
-            identity=caller.identity,
-            episode_id=request.episode_id,
-            outcome=outcome,
-        )
         if not in_scope:
-            await self.auth.deny(context, caller, "read this pathway")
+            await self.auth.deny(
+                context, caller, "read this pathway", episode_id=request.episode_id
+            )
+        detail = "" if found is not None else "not found"
+        self.audit.read(context, caller, episode_id=request.episode_id, detail=detail)
         if found is None:
             await _abort(
                 context, grpc.StatusCode.NOT_FOUND, f"no pathway for episode {request.episode_id}"
@@ -203,6 +234,7 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[
             await self.auth.deny(context, caller, f"{what} of another municipality")
         return scope
 
+    @audited_rpc
     async def ListPathways(
         self, request: pathway_pb2.ListPathwaysRequest, context: Context
     ) -> pathway_pb2.ListPathwaysResponse:
@@ -222,13 +254,15 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[
             self.store.list_pathways, filters, request.page_size, after
         )
         pathways = [p for p in found if _may_read(caller.role, p)]  # the SQL filter did it
-        log.info(
-            "audit.pathway_list",
-            identity=caller.identity,
+        self.audit.read(
+            context,
+            caller,
             episode_ids=[p.episode_id for p in pathways],
+            query=_query(filters),
         )
         return pathway_pb2.ListPathwaysResponse(pathways=pathways, next_page_token=token)
 
+    @audited_rpc
     async def WatchPathways(
         self, request: pathway_pb2.WatchPathwaysRequest, context: Context
     ) -> AsyncIterator[pathway_pb2.PathwayEvent]:
@@ -248,13 +282,8 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[
             )
 
         subscription = self.broadcaster.subscribe(accepts)
-        log.info(
-            "audit.pathway_watch",
-            identity=caller.identity,
-            stage=stage,
-            municipality=municipality,
-            her_id=scope.her_id,
-        )
+        query = {"stage": stage, "municipality": municipality, "division": division}
+        self.audit.read(context, caller, query={**query, "herId": scope.her_id})
         try:
             # Headers go out once the subscription exists: a client that has them
             # will see every later change.
@@ -269,6 +298,7 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[
                             "watcher fell too far behind; reconnect and re-read with ListPathways",
                         )
                     return
+                self.audit.read(context, caller, episode_id=item.episode_id, query=query)
                 yield item
         finally:
             self.broadcaster.unsubscribe(subscription)

@@ -1,5 +1,7 @@
 """Request validation at the gRPC edge: every field violation of a request at once, each
-under its proto JSON (camelCase) path, for `google.rpc.BadRequest`."""
+under its proto JSON (camelCase) path, for `google.rpc.BadRequest`: the decoder's contract,
+the municipalities served, no time in the future, the plausibility windows and the size
+of repeated fields (`overgang.plausibility`)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from typing import Any
 from overgang.codec import MUNICIPALITY, InvalidEvent, event_from_proto
 from overgang.events import MUNICIPAL_KINDS, EpisodeEvent
 from overgang.grpc.errors import FieldViolation
+from overgang.plausibility import MAX_NEEDS, Windows
+from overgang.plausibility import event_violations as implausible
 from overgang.v1 import events_pb2, pathway_pb2
 from pathway.convert import decode_page_token
 
@@ -55,13 +59,31 @@ def _drop_unknown_needs(values: Any) -> None:
     values.extend(kept)
 
 
-def event_violations(
-    msg: events_pb2.Event, municipalities: Mapping[str, str], now: dt.datetime
-) -> tuple[list[FieldViolation], EpisodeEvent | None]:
-    """All violations of a submitted event (paths under `event.`), or the valid event."""
+def _capped(work: events_pb2.Event) -> list[FieldViolation]:
+    """Cut repeated fields to MAX_NEEDS entries (before anything reads them one by one)."""
     violations: list[FieldViolation] = []
+    for path, values in (
+        ("admissionNotified.expectedNeeds", work.admission_notified.expected_needs),
+        ("dischargeReadyNotified.needs", work.discharge_ready_notified.needs),
+    ):
+        if len(values) > MAX_NEEDS:
+            violations.append((f"event.{path}", f"has more than {MAX_NEEDS} entries"))
+            del values[MAX_NEEDS:]
+    return violations
+
+
+def event_violations(
+    msg: events_pb2.Event,
+    municipalities: Mapping[str, str],
+    now: dt.datetime,
+    windows: Windows,
+    first_event_at: dt.datetime | None = None,
+) -> tuple[list[FieldViolation], EpisodeEvent | None]:
+    """All violations of a submitted event (paths under `event.`), or the valid event.
+    `first_event_at`: the earliest event time recorded for its episode (None: none)."""
     work = events_pb2.Event()
     work.CopyFrom(msg)
+    violations = _capped(work)
     event: EpisodeEvent | None = None
     for _ in range(MAX_REPAIRS):
         try:
@@ -86,6 +108,14 @@ def event_violations(
         and msg.occurred_at.ToDatetime(tzinfo=dt.UTC) > now + MAX_FUTURE
     ):
         violations.append(("event.occurredAt", "is more than 5 minutes in the future"))
+    if event is not None:  # possibly repaired: skip what was reported already
+        violations.extend(
+            (f"event.{path}", reason)
+            for path, reason in implausible(
+                event, now=now, windows=windows, first_event_at=first_event_at
+            )
+            if f"event.{path}" not in flagged
+        )
     if event is not None and event.kind in MUNICIPAL_KINDS:
         violations.append(
             (f"event.{event.kind.value}", "is a municipal event: a hospital may not submit it")

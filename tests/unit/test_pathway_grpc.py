@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import itertools
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,10 +15,13 @@ from typing import Any
 
 import grpc
 import pytest
+import structlog
+from sqlalchemy.exc import IntegrityError
 
 from overgang.config import Settings
 from overgang.grpc.auth import bearer
 from overgang.grpc.errors import field_violations
+from overgang.logging import configure_logging
 from overgang.v1 import events_pb2, pathway_pb2, pathway_pb2_grpc
 from pathway.domain.national_id import with_check_digits
 from pathway.domain.pseudonym import PseudonymKeys
@@ -437,3 +442,30 @@ def test_a_returning_patient_is_taken_in_after_the_key_rotated(tmp_path: Path) -
             stub = pathway_pb2_grpc.PathwayServiceStub(channel)
             response = submit(stub, event(f"{HER}:R{n}"))
             assert response.pathway.stage == pathway_pb2.STAGE_ADMITTED
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    configure_logging("pathway-test", "INFO", stream=out)
+    yield out
+    logging.captureWarnings(False)
+    structlog.reset_defaults()
+
+
+def test_a_database_error_is_internal_and_never_quotes_the_national_id(
+    server: Server, stub: Any, log_lines: io.StringIO
+) -> None:
+    def failing(*_: object, **__: object) -> None:
+        statement = "INSERT INTO patient (national_id) VALUES (?)"
+        raise IntegrityError(statement, (NID,), Exception("UNIQUE constraint failed"))
+
+    server.runtime.store.record_event = failing  # type: ignore[method-assign]
+    error = error_of(lambda: submit(stub, event()))
+    reference = (error.details() or "").rpartition(" ")[2]
+    assert (error.code(), NID in str(error.details()) + str(error.trailing_metadata())) == (
+        grpc.StatusCode.INTERNAL,
+        False,
+    )
+    logged = log_lines.getvalue()
+    assert (reference in logged, "IntegrityError" in logged, NID in logged) == (True, True, False)
