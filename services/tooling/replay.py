@@ -8,16 +8,20 @@ evidence; an episode that could not be computed is still listed, with its error.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
+import gc
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from discharge.domain.clock import Conflict, Period, Statement, compute_statement
 from discharge.domain.profile import RuleProfile
 from discharge.domain.rates import RateTable, missing_rate_message
+from discharge.domain.statement import pending_count, priced_nok
 from overgang.codec import InvalidEvent, parse_event_json
 from overgang.events import EpisodeEvent
 
@@ -39,6 +43,12 @@ class EpisodeResult:
     def conflicts(self) -> tuple[Conflict, ...]:
         return self.statement.conflicts if self.statement else ()
 
+    @functools.cached_property
+    def totals(self) -> tuple[int, int, int]:
+        """(liable days, rate-pending days, NOK), summed once for table, totals and notes."""
+        days = self.statement.days if self.statement else ()
+        return len(days), pending_count(days), priced_nok(days)
+
 
 @dataclass
 class ReplayResult:
@@ -55,17 +65,31 @@ class ReplayResult:
         return bool(self.line_errors) or any(e.error or e.conflicts for e in self.episodes)
 
 
+@contextlib.contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """Hold the cyclic garbage collector while a batch builds its (acyclic) events and
+    statements: on a national year its full collections would scan them again and again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def read_events(lines: Iterable[bytes | str]) -> tuple[list[EpisodeEvent], list[LineError]]:
-    """Lines as read from the file (bytes: invalid UTF-8 is that line's error)."""
+    """Lines as read from the file (bytes: invalid UTF-8 is that line's error), one at a
+    time: the file is streamed, only the decoded events are kept."""
     events: list[EpisodeEvent] = []
     errors: list[LineError] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            events.append(parse_event_json(line))
-        except InvalidEvent as exc:
-            errors.append(LineError(number, str(exc)))
+    with _no_gc_pauses():
+        for number, line in enumerate(lines, start=1):
+            try:
+                events.append(parse_event_json(line))
+            except InvalidEvent as exc:
+                if line.strip():  # a blank line is no event and no error
+                    errors.append(LineError(number, str(exc)))
     return events, errors
 
 
@@ -76,10 +100,10 @@ def _episode(
     rates: RateTable,
     profile: RuleProfile,
 ) -> EpisodeResult:
-    municipality = max(events, key=EpisodeEvent.sort_key).municipality
     try:
         statement = compute_statement(episode_id, events, as_of, rates, profile)
     except Exception as exc:  # one episode's failure must not hide the others
+        municipality = max(events, key=EpisodeEvent.sort_key).municipality
         return EpisodeResult(episode_id, None, municipality, f"{type(exc).__name__}: {exc}")
     return EpisodeResult(episode_id, statement, statement.municipality)
 
@@ -88,11 +112,12 @@ def replay(
     events: Iterable[EpisodeEvent], as_of: dt.date, rates: RateTable, profile: RuleProfile
 ) -> ReplayResult:
     by_episode: dict[str, list[EpisodeEvent]] = defaultdict(list)
-    for event in events:
-        by_episode[event.episode_id].append(event)
-    return ReplayResult(
-        [_episode(e, by_episode[e], as_of, rates, profile) for e in sorted(by_episode)]
-    )
+    with _no_gc_pauses():
+        for event in events:
+            by_episode[event.episode_id].append(event)
+        return ReplayResult(
+            [_episode(e, by_episode[e], as_of, rates, profile) for e in sorted(by_episode)]
+        )
 
 
 # Output -------------------------------------------------------------------------------
@@ -138,12 +163,13 @@ def conflict_json(c: Conflict) -> dict[str, Any]:
 
 def episode_json(result: EpisodeResult) -> dict[str, Any]:
     s = result.statement
+    liable, pending, nok = result.totals
     return {
         "episodeId": result.episode_id,
         "status": s.status.value if s else None,
-        "liableDays": s.liable_days if s else 0,
-        "pendingDays": s.pending_days if s else 0,
-        "amountNok": s.amount_nok if s else 0,
+        "liableDays": liable,
+        "pendingDays": pending,
+        "amountNok": nok,
         "voidReason": s.void_reason.value if s and s.void_reason else None,
         "municipality": result.municipality,
         "error": result.error,
@@ -174,31 +200,35 @@ def _row(result: EpisodeResult) -> tuple[str, ...]:
     s = result.statement
     if s is None:
         return (result.episode_id, "ERROR", "-", "-", "-", "-", "-", "-", result.municipality)
+    liable, pending, nok = result.totals
     return (
         result.episode_id,
         s.status.value,
         _day(s.start) or "-",
         _day(s.end) or "-",
-        str(s.liable_days),
-        str(s.pending_days),
-        str(s.amount_nok),
+        str(liable),
+        str(pending),
+        str(nok),
         s.void_reason.value if s.void_reason else "-",
         s.municipality,
     )
 
 
+def _sums(result: ReplayResult) -> tuple[int, int, int]:
+    """(liable days, rate-pending days, NOK) over every episode that was computed."""
+    totals = [e.totals for e in result.episodes]
+    return sum(t[0] for t in totals), sum(t[1] for t in totals), sum(t[2] for t in totals)
+
+
 def write_table(result: ReplayResult, out: TextIO) -> None:
-    rows = [_row(e) for e in result.episodes]
-    widths = [max(len(r[i]) for r in [_COLUMNS, *rows]) for i in range(len(_COLUMNS))]
-    for row in [_COLUMNS, *rows]:
-        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-        out.write("\n")
-    statements = result.statements
-    days = sum(s.liable_days for s in statements)
-    pending = sum(s.pending_days for s in statements)
-    nok = sum(s.amount_nok for s in statements)
+    rows = [_COLUMNS, *(_row(e) for e in result.episodes)]
+    widths = [max(map(len, column)) for column in zip(*rows, strict=True)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths).format
+    out.write("\n".join(line(*row).rstrip() for row in rows))
+    days, pending, nok = _sums(result)
     out.write(
-        f"total: {len(rows)} episodes, {days} liable days ({pending} rate-pending), NOK {nok}\n"
+        f"\ntotal: {len(rows) - 1} episodes, {days} liable days ({pending} rate-pending), "
+        f"NOK {nok}\n"
     )
 
 
@@ -211,9 +241,14 @@ def write_errors(result: ReplayResult, err: TextIO) -> None:
             err.write(f"episode {episode.episode_id}: not computed: {episode.error}\n")
         for c in episode.conflicts:
             err.write(f"episode {episode.episode_id}: {c.kind.value} {c.event_id}: {c.reason}\n")
-    pending_years = {y for s in result.statements for y in s.pending_years}
+    pending_years = {
+        year
+        for e in result.episodes
+        if e.statement is not None and e.totals[1]
+        for year in e.statement.pending_years
+    }
     if pending_years:
-        pending = sum(s.pending_days for s in result.statements)
+        pending = _sums(result)[1]
         err.write(
             f"note: {pending} liable days are rate-pending (not in NOK): "
             f"{missing_rate_message(pending_years)}\n"
