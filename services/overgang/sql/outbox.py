@@ -1,6 +1,8 @@
 """Transactional outbox: a Kafka record is written in the same SQL transaction as the
 state change it announces, and a relay publishes it afterwards, in order, at least once.
-Consumers dedupe by the event id carried in the record."""
+Consumers dedupe by the event id carried in the record. Published rows are kept
+`OVERGANG_OUTBOX_KEEP_DAYS` (default 7) for inspection, then the relay deletes them: the
+outbox is no second archive of health data (Kafka's retention decides that)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import time
 from dataclasses import replace
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import Engine, LargeBinary
-from sqlmodel import Column, Field, Session, SQLModel, select
+from sqlalchemy import Engine, LargeBinary, delete
+from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from overgang.config import Settings, load_settings
 from overgang.kafka.security import aiokafka_security
@@ -50,17 +53,54 @@ def _headers(record: OutboxRow) -> list[tuple[str, bytes]]:
     return [(name, data.encode("latin-1")) for name, data in json.loads(record.headers_json)]
 
 
+PURGE_BATCH = 1000
+
+
+def purge_published(engine: Engine, before: dt.datetime, batch: int = PURGE_BATCH) -> int:
+    """Delete the rows published before `before`, a batch per transaction (short locks);
+    returns how many. Unpublished rows are never deleted."""
+    total = 0
+    while True:
+        with Session(engine) as session:
+            old = (
+                select(OutboxRow.id)
+                .where(col(OutboxRow.published_at).is_not(None))
+                .where(col(OutboxRow.published_at) < before)
+                .limit(batch)
+            )
+            ids = list(session.exec(old))
+            if ids:
+                session.exec(delete(OutboxRow).where(col(OutboxRow.id).in_(ids)))  # type: ignore[call-overload]
+                session.commit()
+        total += len(ids)
+        if len(ids) < batch:
+            return total
+
+
 class OutboxRelay:
-    """Publishes unpublished rows in id order; wake it with `notify()` after a commit."""
+    """Publishes unpublished rows in id order; wake it with `notify()` after a commit.
+    Every `purge_seconds` (and at its first pass) it deletes the rows published more
+    than `settings.outbox_keep_days` ago."""
 
     def __init__(
-        self, engine: Engine, bootstrap: str, batch: int = 200, settings: Settings | None = None
+        self,
+        engine: Engine,
+        bootstrap: str,
+        batch: int = 200,
+        settings: Settings | None = None,
+        *,
+        purge_seconds: float = 3600.0,
     ) -> None:
-        """TLS/SASL from `settings` (default: the environment's)."""
+        """TLS/SASL and the days to keep from `settings` (default: the environment's)."""
         self.engine = engine
         self.bootstrap = bootstrap
         self.batch = batch
         self.settings = replace(settings or load_settings(), kafka_bootstrap=bootstrap)
+        if self.settings.outbox_keep_days < 0:
+            raise ValueError("OVERGANG_OUTBOX_KEEP_DAYS must not be negative")
+        self.keep = dt.timedelta(days=self.settings.outbox_keep_days)
+        self.purge_seconds = purge_seconds
+        self._next_purge = 0.0  # monotonic time of the next purge: the first pass
         self._wake = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
 
@@ -119,6 +159,14 @@ class OutboxRelay:
         await asyncio.to_thread(self._mark, [r.id for r in records if r.id is not None])
         return len(records)
 
+    async def purge(self) -> int:
+        """Delete the rows published more than the days to keep ago; returns how many."""
+        before = dt.datetime.now(dt.UTC) - self.keep
+        purged = await asyncio.to_thread(purge_published, self.engine, before)
+        if purged:
+            log.info("outbox.purged", rows=purged, kept_days=self.keep.days)
+        return purged
+
     async def run(self, poll_seconds: float = 1.0) -> None:
         while True:
             try:
@@ -128,6 +176,12 @@ class OutboxRelay:
                 raise
             except Exception as exc:  # Kafka down: keep the rows, retry later
                 log.warning("outbox.publish_failed", error=str(exc))
+            if time.monotonic() >= self._next_purge:
+                self._next_purge = time.monotonic() + self.purge_seconds
+                try:
+                    await self.purge()
+                except Exception as exc:  # the database: the next purge tries again
+                    log.warning("outbox.purge_failed", error=str(exc))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
