@@ -3,10 +3,14 @@ processes, with pid files and logs under the data directory."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,3 +124,46 @@ def down(settings: Settings, keep_kafka: bool = False, timeout: float = 30.0) ->
         stop_kafka()
         lines.append("kafka         stopped")
     return lines
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def own_stack_env(bootstrap: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a throwaway stack on `bootstrap`: free loopback ports, its own
+    data directory and Faust app ids (so it shares the broker, not the state)."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "OVERGANG_DATA_DIR": str(data_dir),
+        "OVERGANG_APP_ID_SUFFIX": f"-own-{uuid.uuid4().hex[:8]}",
+        "OVERGANG_AUTH_TOKENS": "",
+        "PATHWAY_GRPC_ADDR": f"127.0.0.1:{_free_port()}",
+        "COORDINATION_GRPC_ADDR": f"127.0.0.1:{_free_port()}",
+        "DISCHARGE_GRPC_ADDR": f"127.0.0.1:{_free_port()}",
+        **extra,
+    }
+
+
+@contextlib.contextmanager
+def running(env: dict[str, str], log_dir: Path, timeout: float = 180.0) -> Iterator[Settings]:
+    """The three services as child processes with `env` (e.g. `own_stack_env`), serving
+    until the block ends (then SIGTERM); yields the settings that reach them."""
+    settings = Settings(
+        pathway_grpc=env["PATHWAY_GRPC_ADDR"],
+        coordination_grpc=env["COORDINATION_GRPC_ADDR"],
+        discharge_grpc=env["DISCHARGE_GRPC_ADDR"],
+    )
+    processes = [
+        ServiceProcess(spec.module, spec.address, log_dir / f"{spec.name}.log", env=env).start()
+        for spec in services(settings)
+    ]
+    try:
+        for process in processes:
+            process.wait_serving(timeout)
+        yield settings
+    finally:
+        for process in processes:
+            process.stop()

@@ -59,6 +59,16 @@ def _legend(series: Sequence[Series], x: float, y: float) -> list[str]:
     return parts
 
 
+def _bar(x: float, y: float, w: float, h: float, s: Series, category: str, i: int) -> list[str]:
+    """One segment of a stacked bar, with its value as a tooltip; none for a zero."""
+    if w <= 0 or h <= 0:
+        return []
+    return [
+        f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="{s.colour}">'
+        f"<title>{escape(s.name)} {escape(category)}: {s.values[i]:g}</title></rect>"
+    ]
+
+
 def _svg(width: int, height: int, title: str, body: list[str]) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -97,12 +107,7 @@ def column_chart(
         base = float(top + plot_h)
         for s in series:
             h = plot_h * s.values[i] / y_top
-            if h > 0:
-                body.append(
-                    f'<rect x="{x:.1f}" y="{base - h:.1f}" width="{slot * 0.7:.1f}" '
-                    f'height="{h:.1f}" fill="{s.colour}"><title>{escape(s.name)} '
-                    f"{escape(category)}: {s.values[i]:g}</title></rect>"
-                )
+            body += _bar(x, base - h, slot * 0.7, h, s, category, i)
             base -= h
         body.append(
             f'<text x="{x + slot * 0.35:.1f}" y="{top + plot_h + 16}" {FONT} '
@@ -145,11 +150,6 @@ def bar_chart(
         start = float(left)
         for s in series:
             w = plot_w * s.values[i] / x_top
-            if w > 0:
-                body.append(
-                    f'<rect x="{start:.1f}" y="{y + 3}" width="{w:.1f}" height="{row - 6}" '
-                    f'fill="{s.colour}"><title>{escape(s.name)} {escape(category)}: '
-                    f"{s.values[i]:g}</title></rect>"
-                )
+            body += _bar(start, y + 3, w, row - 6, s, category, i)
             start += w
     return _svg(width, height, title, body)

@@ -25,14 +25,12 @@ import subprocess
 import sys
 import termios
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from clock_probe import free_port
 
 from discharge.rules import load_profile, load_rates
 from overgang.codec import event_to_json
@@ -42,11 +40,11 @@ from overgang.v1 import pathway_pb2
 from pathway.domain.state_machine import MUNICIPAL_DESTINATIONS
 from tooling.clients import Clients, Submission
 from tooling.demo import compare_with_replay, escalated_tasks
-from tooling.launcher import ServiceProcess
 from tooling.replay import replay
 from tooling.report import BREACHED_COLOUR, RECEIVED_COLOUR
 from tooling.screenshot import CHROMIUM_INSTALL, find_chromium, png_pixels
 from tooling.simulation import happened_before, simulate_month, synthetic_national_id
+from tooling.stack import own_stack_env, running
 from tooling.statement import CSV_COLUMNS
 from tooling.submit import write_submit_file
 from tooling.svg import PALETTE
@@ -91,32 +89,13 @@ def overgang(
 @pytest.fixture(scope="module")
 def month(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Month]:
     tmp = tmp_path_factory.mktemp("views")
-    addresses = {
-        name: f"127.0.0.1:{free_port()}" for name in ("pathway", "coordination", "discharge")
-    }
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "OVERGANG_DATA_DIR": str(tmp / "data"),
-        "OVERGANG_CLOCK_DATE": CLOCK.isoformat(),
-        "OVERGANG_APP_ID_SUFFIX": f"-views-{uuid.uuid4().hex[:8]}",
-        "OVERGANG_COORDINATION_SLA_SECONDS": "1",
-        "OVERGANG_AUTH_TOKENS": "",
-        "PATHWAY_GRPC_ADDR": addresses["pathway"],
-        "COORDINATION_GRPC_ADDR": addresses["coordination"],
-        "DISCHARGE_GRPC_ADDR": addresses["discharge"],
-    }
-    processes = [
-        ServiceProcess(name, addresses[name], tmp / f"{name}.log", env=env).start()
-        for name in addresses
-    ]
-    try:
-        for process in processes:
-            process.wait_serving(180)
-        settings = Settings(
-            pathway_grpc=addresses["pathway"],
-            coordination_grpc=addresses["coordination"],
-            discharge_grpc=addresses["discharge"],
-        )
+    env = own_stack_env(
+        kafka_bootstrap,
+        tmp / "data",
+        OVERGANG_CLOCK_DATE=CLOCK.isoformat(),
+        OVERGANG_COORDINATION_SLA_SECONDS="1",  # escalate overdue tasks within a second
+    )
+    with running(env, tmp) as settings:
         her_id = str(random.randint(60_000, 69_999))
         simulated = simulate_month(2024, 3, EPISODES, seed=11, her_id=her_id)
         hospital, municipal = happened_before(simulated, CUTOFF)
@@ -132,9 +111,6 @@ def month(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         finally:
             clients.close()
         yield Month(env, settings, her_id, [*hospital, *municipal], submitted, tmp)
-    finally:
-        for process in processes:
-            process.stop()
 
 
 def test_submit_takes_the_demo_format_and_shows_progress(month: Month) -> None:

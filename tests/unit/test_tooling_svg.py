@@ -35,7 +35,7 @@ def test_columns_are_stacked_per_category_with_a_legend() -> None:
 def test_bars_leave_room_for_long_unit_names() -> None:
     series = [svg.Series("escalated", [3, 1], "#882255"), svg.Series("overdue", [0, 2], "#DDCC77")]
     chart = svg.bar_chart("breaches", ["HEALTH_OFFICE/HUNDVAAG_STORHAUG", "GP"], series)
-    first_bar = re.search(r'<rect x="([\d.]+)" y="[\d.]+" width="[\d.]+" height="16" fill', chart)
+    first_bar = re.search(r'<rect x="([\d.]+)" y="[\d.]+" width="[\d.]+" height="16.0" fill', chart)
     assert first_bar is not None and float(first_bar[1]) >= 7 * len(
         "HEALTH_OFFICE/HUNDVAAG_STORHAUG"
     )
