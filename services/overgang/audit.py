@@ -65,9 +65,11 @@ class AuditRecord:
         """Raises ValueError for a value that is not an audit record."""
         try:
             body = json.loads(value)
+            if not isinstance(body, dict):
+                raise TypeError("not an object")
             body["episode_ids"] = tuple(body.get("episode_ids", ()))
             return cls(**body)
-        except (TypeError, KeyError, UnicodeDecodeError) as exc:
+        except (TypeError, UnicodeDecodeError) as exc:
             raise ValueError(f"not an audit record: {type(exc).__name__}") from None
 
     @property
