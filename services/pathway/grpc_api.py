@@ -42,7 +42,8 @@ from pathway.convert import division_name, stage_of
 from pathway.domain.national_id import InvalidNationalId, NationalId, validate_national_id
 from pathway.domain.patient import PatientProblem
 from pathway.domain.state_machine import IllegalTransition
-from pathway.store import EventIdConflict, ListFilter, PathwayStore
+from pathway.listing import ListFilter
+from pathway.store import EventIdConflict, PathwayStore
 from pathway.validation import event_violations, list_violations
 from pathway.watch import Broadcaster
 

@@ -28,9 +28,10 @@ from pathway.domain.national_id import NationalId, validate_national_id, with_ch
 from pathway.domain.patient import PatientProblem
 from pathway.domain.pseudonym import PseudonymKeys, pseudonymise
 from pathway.domain.state_machine import IllegalTransition
+from pathway.listing import ListFilter
 from pathway.models import PatientRow, PseudonymRow, pathway_metadata
 from pathway.runtime import MIGRATIONS
-from pathway.store import EventIdConflict, ListFilter, PathwayStore, Recorded
+from pathway.store import EventIdConflict, PathwayStore, Recorded
 
 EPISODE = "81234:E1"
 T0 = dt.datetime(2024, 3, 1, 8, 0, tzinfo=dt.UTC)
