@@ -4,8 +4,12 @@ A simulated March 2024 for Stavanger and its neighbours (four health offices; so
 mental-health and TSB patients; late answers, withdrawals, deaths, missing admission
 notices). The hospital's events go through PathwayService; simulated coordinators give
 the municipality's answers and service-ready reports through CoordinationService and
-work part of their task backlog. Then a summary, and a check that the services' numbers
-equal `overgang replay` on the same events.
+work part of their task backlog. The coordination service's SLA timer runs every
+SLA_SECONDS against the services' clock, and the summary waits until every task overdue
+at that clock has been escalated. Then a summary, a check that the services' numbers
+equal `overgang replay` on the same events, and the month's report
+(`.data/demo/report.html`). It also writes `.data/demo/submit.jsonl`, the same month for
+`overgang submit` (synthetic test national ids).
 
 The demo has its own broker (port 19192, data under .data/demo) and its own gRPC ports,
 so it never touches a developer's running stack. The clock is fixed at 1 April 2024.
@@ -24,31 +28,29 @@ import time
 from typing import Any
 
 import grpc
-from kafka import KafkaConsumer
 
 from discharge.rules import load_profile, load_rates
 from overgang.codec import event_to_json
-from overgang.config import load_settings
+from overgang.config import load_settings, wall_clock
 from overgang.events import MUNICIPAL_KINDS, OSLO, EpisodeEvent
-from overgang.kafka.topics import COORDINATION_TASKS
 from overgang.v1 import coordination_pb2, liability_pb2, pathway_pb2
+from pathway.municipalities import load_municipalities
 from tooling import stack
-from tooling.clients import Clients, Submission, describe_error
+from tooling.clients import Clients, Submission, describe_error, drain
 from tooling.launcher import ServiceFailed
+from tooling.month import Scope, gather
 from tooling.replay import replay
-from tooling.simulation import ROGALAND, simulate_month, synthetic_national_id
+from tooling.report import write_report
+from tooling.simulation import ROGALAND, happened_before, simulate_month, synthetic_national_id
 from tooling.stack import CHECKOUT
+from tooling.statement import nok
+from tooling.submit import write_submit_file
+from tooling.tasks import UNIT_KINDS, all_tasks, overdue, per_unit
 
 CLOCK_DATE = dt.date(2024, 4, 1)
 MONTH = "2024-03"
 DEMO_DIR = CHECKOUT / ".data" / "demo"
-NAMES = {
-    "1103": "Stavanger",
-    "1108": "Sandnes",
-    "1124": "Sola",
-    "1127": "Randaberg",
-    "1130": "Strand",
-}
+SLA_SECONDS = 2  # the coordination service's escalation timer, in the demo
 
 
 def demo_env() -> dict[str, str]:
@@ -64,11 +66,9 @@ def demo_env() -> dict[str, str]:
         "COORDINATION_GRPC_ADDR": "127.0.0.1:19153",
         "OVERGANG_AUTH_TOKENS": "",
         "OVERGANG_PSEUDONYM_KEY": "demo-key",
+        # Escalate overdue tasks (against the fixed clock) within seconds, not a minute.
+        "OVERGANG_COORDINATION_SLA_SECONDS": str(SLA_SECONDS),
     }
-
-
-def nok(amount: int) -> str:
-    return f"{amount:,}".replace(",", " ")
 
 
 def say(text: str) -> None:
@@ -83,14 +83,8 @@ def submit_month(clients: Clients, episodes: int) -> list[EpisodeEvent]:
     national_ids = {e.episode_id: synthetic_national_id(rnd) for e in simulated}
     # What has happened by the demo's "today": later events have not happened yet.
     cutoff = dt.datetime.combine(CLOCK_DATE, dt.time(0), tzinfo=OSLO)
-    hospital = sorted(
-        (e for s in simulated for e in s.hospital if e.occurred_at < cutoff),
-        key=EpisodeEvent.sort_key,
-    )
-    municipal = sorted(
-        (e for s in simulated for e in s.municipal if e.occurred_at < cutoff),
-        key=EpisodeEvent.sort_key,
-    )
+    hospital, municipal = happened_before(simulated, cutoff)
+    write_submit_file(DEMO_DIR / "submit.jsonl", hospital, municipal, national_ids)
     accepted: list[EpisodeEvent] = []
     first_seen: set[str] = set()
     rejected = 0
@@ -106,18 +100,28 @@ def submit_month(clients: Clients, episodes: int) -> list[EpisodeEvent]:
     ok = len(hospital) - rejected
     say(f"  hospital: {ok} events accepted by PathwayService, {rejected} rejected")
     known = {e.episode_id for e in accepted}
-    for n, event in enumerate(municipal, start=1):
-        assert event.kind in MUNICIPAL_KINDS
-        if event.episode_id not in known:
-            continue  # the hospital's events were rejected: nothing to answer
+
+    def answer(n: int, event: EpisodeEvent, last_try: bool) -> bool:
+        """False when coordination does not know the episode yet (still catching up on
+        the pathway stream) and this is not the last try."""
         try:
             event_id = clients.submit(Submission(n, event, ""))
         except grpc.RpcError as error:
-            say(f"  municipal event {event.event_id} rejected: {describe_error(error)}")
-            continue
-        accepted.append(
-            EpisodeEvent(**{**event.__dict__, "event_id": event_id})  # the id the service gave it
-        )
+            if last_try or error.code() != grpc.StatusCode.NOT_FOUND:
+                say(f"  municipal event {event.event_id} rejected: {describe_error(error)}")
+                return True
+            return False
+        # The id the service gave it: the replay comparison uses it.
+        accepted.append(EpisodeEvent(**{**event.__dict__, "event_id": event_id}))
+        return True
+
+    later: list[EpisodeEvent] = []  # once more at the end, in order per episode
+    for n, event in enumerate((e for e in municipal if e.episode_id in known), start=1):
+        assert event.kind in MUNICIPAL_KINDS
+        if any(e.episode_id == event.episode_id for e in later) or not answer(n, event, False):
+            later.append(event)
+    for n, event in enumerate(later, start=1):
+        answer(n, event, True)
     say(f"  coordinators: {len(municipal)} answers / service-ready reports via CoordinationService")
     return accepted
 
@@ -126,25 +130,8 @@ def work_backlogs(clients: Clients) -> collections.Counter[str]:
     """Simulated coordinators claim and complete part of every unit's backlog."""
     rnd = random.Random(11)
     done: collections.Counter[str] = collections.Counter()
-    for unit in (
-        "HEALTH_OFFICE",
-        "HOME_CARE",
-        "SHORT_TERM_BED",
-        "NAV",
-        "IKART",
-        "INNSATSTEAM",
-        "GP",
-    ):
-        call = clients.coordination.StreamTasks(
-            coordination_pb2.StreamTasksRequest(unit=unit), metadata=clients.md, timeout=3
-        )
-        backlog = []
-        try:
-            for update in call:
-                backlog.append(update.task)
-        except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise
+    for unit in UNIT_KINDS:
+        backlog = [update.task for update in drain([clients.task_stream(unit)])]
         for task in backlog:
             if task.status != coordination_pb2.TASK_STATUS_OPEN or rnd.random() > 0.7:
                 continue
@@ -169,44 +156,18 @@ def work_backlogs(clients: Clients) -> collections.Counter[str]:
     return done
 
 
-def task_summary(bootstrap: str) -> dict[str, collections.Counter[str]]:
-    consumer = KafkaConsumer(
-        COORDINATION_TASKS,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=3000,
-    )
-    latest: dict[str, Any] = {}
-    for record in consumer:
-        update = coordination_pb2.TaskUpdate.FromString(record.value)
-        task = update.task
-        if task.task_id not in latest or task.version >= latest[task.task_id].version:
-            latest[task.task_id] = task
-    consumer.close()
-    per_unit: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-    for task in latest.values():
-        counts = per_unit[task.unit]
-        counts["tasks"] += 1
-        counts[coordination_pb2.TaskStatus.Name(task.status).removeprefix("TASK_STATUS_")] += 1
-        if task.escalated:
-            counts["SLA breached"] += 1
-    return per_unit
-
-
-def pathways_by_stage(clients: Clients) -> collections.Counter[str]:
-    stages: collections.Counter[str] = collections.Counter()
-    token = ""
+def escalated_tasks(clients: Clients, now: dt.datetime, timeout: float = 60) -> list[Any]:
+    """Every task, once the coordination service's SLA timer has escalated each one that
+    is overdue at the services' clock (it ticks every SLA_SECONDS)."""
+    deadline = time.monotonic() + timeout
     while True:
-        page = clients.pathway.ListPathways(
-            pathway_pb2.ListPathwaysRequest(page_size=200, page_token=token),
-            timeout=10,
-            metadata=clients.md,
-        )
-        for pathway in page.pathways:
-            stages[pathway_pb2.Stage.Name(pathway.stage).removeprefix("STAGE_")] += 1
-        token = page.next_page_token
-        if not token:
-            return stages
+        tasks = all_tasks(clients)
+        waiting = [t for t in tasks if overdue(t, now) and not t.escalated]
+        if not waiting or time.monotonic() > deadline:
+            if waiting:
+                say(f"  {len(waiting)} overdue tasks not escalated after {timeout:.0f} s")
+            return tasks
+        time.sleep(SLA_SECONDS)
 
 
 def compare_with_replay(
@@ -256,7 +217,7 @@ def run_demo(episodes: int = 240, keep_running: bool = False) -> int:
     say("== Overgang demo: March 2024, Stavanger and neighbours (clock fixed at 2024-04-01)")
     say("-- starting Kafka (Apache Kafka 4.4.0, KRaft, from Maven Central) and three services")
     try:
-        bootstrap = stack.start_kafka()
+        stack.start_kafka()
         for line in stack.up(settings, env):
             say("  " + line)
     except (ServiceFailed, subprocess.CalledProcessError) as exc:
@@ -274,26 +235,31 @@ def run_demo(episodes: int = 240, keep_running: bool = False) -> int:
         say(f"  coordinators completed {sum(done.values())} tasks from their backlogs")
         equal, total, service_nok, replay_nok = compare_with_replay(clients, events)
 
+        now = wall_clock(settings)()
+        tasks = escalated_tasks(clients, now)
+
         say("\n-- pathways by stage")
-        for stage, count in sorted(pathways_by_stage(clients).items()):
-            say(f"  {stage:<16}{count:>5}")
+        stages = collections.Counter(p.stage for p in clients.pathways())
+        for stage, count in sorted(stages.items()):
+            say(f"  {pathway_pb2.Stage.Name(stage).removeprefix('STAGE_'):<16}{count:>5}")
 
         say("\n-- tasks per unit (SLA breached = escalated to the unit's lead)")
-        header = ("tasks", "open", "claimed", "done", "cancelled", "breached")
+        header = ("tasks", "open", "overdue", "done", "cancelled", "breached")
         say(f"  {'unit':<34}" + "".join(f"{h:>10}" for h in header))
-        for unit, c in sorted(task_summary(bootstrap).items()):
-            keys = ("tasks", "OPEN", "CLAIMED", "DONE", "CANCELLED", "SLA breached")
-            say(f"  {unit:<34}" + "".join(f"{c[k]:>10}" for k in keys))
+        for unit, c in per_unit(tasks, now).items():
+            counts = (c.tasks, c.active, c.overdue, c.done, c.cancelled, c.escalated)
+            say(f"  {unit:<34}" + "".join(f"{n:>10}" for n in counts))
 
         say(f"\n-- payment liability, {MONTH} (LiabilityService.GetMonthlyStatement)")
         say(f"  {'municipality':<22}{'episodes':>9}{'liable days':>13}{'NOK':>12}")
+        names = load_municipalities()
         for code, _weight in ROGALAND:
             month = clients.liability.GetMonthlyStatement(
                 liability_pb2.GetMonthlyStatementRequest(municipality=code, month=MONTH),
                 timeout=10,
                 metadata=clients.md,
             )
-            name, days, amount = f"{code} {NAMES[code]}", month.liable_days, nok(month.amount_nok)
+            name, days, amount = f"{code} {names[code]}", month.liable_days, nok(month.amount_nok)
             say(f"  {name:<22}{len(month.lines):>9}{days:>13}{amount:>12}")
 
         say("\n-- the services' numbers against `overgang replay` on the same events")
@@ -301,6 +267,11 @@ def run_demo(episodes: int = 240, keep_running: bool = False) -> int:
         say(f"  NOK: services {nok(service_nok)}, replay {nok(replay_nok)}")
         relative = history.relative_to(CHECKOUT)
         say(f"  replay it yourself: overgang replay {relative} --as-of {CLOCK_DATE}")
+        submit_file = (DEMO_DIR / "submit.jsonl").relative_to(CHECKOUT)
+        say(f"  submit it to your own stack: overgang up && overgang submit {submit_file}")
+
+        report = write_report(gather(clients, Scope(MONTH), now), DEMO_DIR / "report.html")
+        say(f"\n-- report: {report.relative_to(CHECKOUT)} (open it in a browser)")
         say(f"\n== done in {time.monotonic() - started:.0f} s")
         return 0 if equal == total else 1
     finally:

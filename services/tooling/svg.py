@@ -25,8 +25,9 @@ def coloured(named: Sequence[tuple[str, Sequence[float]]], palette: Sequence[str
 
 
 def nice_step(top: float, ticks: int = 5) -> float:
-    """A step of 1, 2 or 5 x 10^k giving at most `ticks` intervals up to `top`."""
-    if top <= 0:
+    """A step of 1, 2 or 5 x 10^k giving at most `ticks` intervals up to `top`; at least 1
+    (the charts count days, patients, tasks and kroner)."""
+    if top <= ticks:
         return 1.0
     raw = top / ticks
     power = 10 ** math.floor(math.log10(raw))
@@ -50,13 +51,17 @@ def _axis_top(series: Sequence[Series], count: int) -> tuple[float, float]:
     return step * max(1, math.ceil(max(totals, default=0) / step)), step
 
 
-def _legend(series: Sequence[Series], x: float, y: float) -> list[str]:
-    parts = []
+def _legend(series: Sequence[Series], x0: float, width: float) -> tuple[list[str], float]:
+    """The legend from y=36 down, wrapped at `width`; and the y below it."""
+    parts, x, y = [], x0, 36.0
     for s in series:
+        item = 28 + 7 * len(s.name)
+        if x > x0 and x + item > width:
+            x, y = x0, y + 16
         parts.append(f'<rect x="{x}" y="{y - 10}" width="12" height="12" fill="{s.colour}"/>')
         parts.append(f'<text x="{x + 16}" y="{y}" {FONT}>{escape(s.name)}</text>')
-        x += 28 + 7 * len(s.name)
-    return parts
+        x += item
+    return parts, y + 12
 
 
 def _bar(x: float, y: float, w: float, h: float, s: Series, category: str, i: int) -> list[str]:
@@ -88,10 +93,10 @@ def column_chart(
     height: int = 300,
 ) -> str:
     """Stacked columns, one per category, with a value axis and a legend."""
-    left, right, top, bottom = 56, 12, 48, 40
+    left, right, bottom = 56, 12, 40
+    body, top = _legend(series, left, width)
     plot_w, plot_h = width - left - right, height - top - bottom
     y_top, step = _axis_top(series, len(categories))
-    body = _legend(series, left, 36)
     for i in range(round(y_top / step) + 1):
         value = i * step
         y = top + plot_h - plot_h * value / y_top
@@ -127,12 +132,12 @@ def bar_chart(
     width: int = 560,
 ) -> str:
     """Stacked horizontal bars, one per category (long labels, e.g. unit names)."""
-    left = min(320, 16 + 7 * max((len(c) for c in categories), default=0))
-    right, top, row = 40, 48, 22
-    height = top + row * max(1, len(categories)) + 28
+    left = min(320, 16 + 8 * max((len(c) for c in categories), default=0))
+    right, row = 40, 22
+    body, top = _legend(series, 8, width)
+    height = int(top + row * max(1, len(categories)) + 28)
     plot_w = width - left - right
     x_top, step = _axis_top(series, len(categories))
-    body = _legend(series, 8, 36)
     for i in range(round(x_top / step) + 1):
         value = i * step
         x = left + plot_w * value / x_top
