@@ -22,7 +22,8 @@ import contextlib
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Protocol
+from functools import wraps
+from typing import ParamSpec, Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -32,7 +33,11 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
+from overgang.logging import get_logger
 from overgang.metrics_scrape import Read, ScrapedGauges, label, municipality_label
+
+log = get_logger(__name__)
+P = ParamSpec("P")
 
 # `*_created` series double every counter and histogram for no dashboard's benefit.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -40,6 +45,20 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 REASON_CLASSES = ("decode", "key", "topic", "rule", "processing", "other")
 GRPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 __all__ = ["REASON_CLASSES", "Metrics", "label", "municipality_label", "process_metrics"]
+
+
+def _never_raises(count: Callable[P, None]) -> Callable[P, None]:
+    """A counting call never fails what it counts (a record, an announcement, a call):
+    a bug in it is logged and the count lost."""
+
+    @wraps(count)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            count(*args, **kwargs)
+        except Exception as exc:
+            log.error("metrics.count_failed", call=count.__name__, error=repr(exc)[:200])
+
+    return guarded
 
 
 class DayLike(Protocol):
@@ -144,6 +163,7 @@ class Metrics:
         return gauges
 
     # -------------------------------------------------------------------- records
+    @_never_raises
     def record_in(self, service: str, topic: str) -> None:
         service, topic = label(service), label(topic)
         if (service, topic) not in self._seen_topics:
@@ -154,19 +174,23 @@ class Metrics:
                 self.dead_letters.labels(service, topic, reason_class)
         self.records_in.labels(service, topic).inc()
 
+    @_never_raises
     def record_processed(self, service: str, topic: str) -> None:
         self.records_processed.labels(label(service), label(topic)).inc()
 
+    @_never_raises
     def dead_lettered(self, service: str, topic: str, reason_class: str) -> None:
         kind = reason_class if reason_class in REASON_CLASSES else "other"
         self.dead_letters.labels(label(service), label(topic), kind).inc()
 
+    @_never_raises
     def consumer_lag(self, service: str, topic: str, partition: int, lag: int) -> None:
         """One partition's lag as the consumer sees it (`metrics_watch` has helpers that
         read it from aiokafka and Faust consumers)."""
         with self._lock:
             self._pushed(service)[(topic, int(partition))] = max(int(lag), 0)
 
+    @_never_raises
     def consumer_lags(self, service: str, lags: Mapping[tuple[str, int], int]) -> None:
         """All of the service's partitions at once: revoked ones disappear."""
         with self._lock:
@@ -197,6 +221,7 @@ class Metrics:
         return gauges.add(service, read)
 
     # ------------------------------------------------------------------ liability
+    @_never_raises
     def liability_announced(self, service: str, change: ChangeLike) -> None:
         """The discharge worker's call per announced change, once it is acknowledged."""
         added = [change.day] if change.day is not None else list(change.added)
@@ -238,6 +263,7 @@ class Metrics:
         )
 
     # ----------------------------------------------------------------------- gRPC
+    @_never_raises
     def grpc_handled(self, method: str, code: str, seconds: float | None) -> None:
         """`seconds`: None for a streamed response (counted, not timed)."""
         names = (label(method), label(code))

@@ -95,17 +95,22 @@ def faust_lags(app: Any, topics: Iterable[str]) -> Callable[[], dict[tuple[str, 
 
 async def aiokafka_lags(consumer: Any, timeout: float = 1.0) -> dict[tuple[str, int], int]:
     """Lag of an AIOKafkaConsumer's assigned partitions: highwater - position (call it
-    after the records fetched were handled). Partitions not fetched yet are left out."""
+    after the records fetched were handled). Partitions not fetched yet, or revoked
+    meanwhile, are left out; it never raises (a probe must not stop the consumer)."""
     lags: dict[tuple[str, int], int] = {}
-    for tp in list(consumer.assignment()):
-        high = consumer.highwater(tp)
-        if high is None:
-            continue
+    try:
+        assigned = list(consumer.assignment())
+    except Exception as exc:
+        log.debug("metrics.lag_unavailable", error=repr(exc))
+        return lags
+    for tp in assigned:
         try:
-            position = await asyncio.wait_for(consumer.position(tp), timeout)
-        except (TimeoutError, Exception):  # revoked meanwhile, or no position yet
-            continue
-        lags[(tp.topic, tp.partition)] = max(int(high) - int(position), 0)
+            high = consumer.highwater(tp)
+            if high is not None:
+                position = await asyncio.wait_for(consumer.position(tp), timeout)
+                lags[(tp.topic, tp.partition)] = max(int(high) - int(position), 0)
+        except Exception as exc:  # TimeoutError included
+            log.debug("metrics.lag_unavailable", partition=tp.partition, error=repr(exc))
     return lags
 
 
@@ -179,8 +184,8 @@ class ServiceMetrics:
 
         self._add(self.metrics.running_clocks, read)
 
-    def watch_tasks(self, tasks: Callable[[], Mapping[tuple[str, str], UnitTasks]]) -> None:
-        """`tasks`: {(kommunenummer, unit): UnitTasks}."""
+    def watch_tasks(self, tasks: Callable[[], Mapping[tuple[str, ...], UnitTasks]]) -> None:
+        """`tasks`: {(kommunenummer, unit): UnitTasks} (e.g. from `count_by`)."""
 
         def read() -> list[list[tuple[tuple[str, str], int]]]:
             counts = [((municipality_label(m), u), t) for (m, u), t in tasks().items()]

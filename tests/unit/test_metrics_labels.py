@@ -95,6 +95,9 @@ REASONS = {
     "not a day tick: Expecting value": "decode",
     "not an overgang.v1.TaskUpdate: truncated": "decode",
     "task.taskId is required (at most 128 characters)": "decode",
+    "$: is not a protobuf overgang.v1.Event": "decode",
+    "$: not a protobuf overgang.v1.PathwayEvent: Wire format was corrupt": "decode",
+    "needs[2]: must be one of HOME_NURSING, ...": "decode",
     "something else entirely": "other",
 }
 

@@ -223,3 +223,27 @@ def test_on_loop_reads_on_the_loops_thread() -> None:
 
     asyncio.run(main())
     assert len(set(seen)) == 1
+
+
+def test_a_lag_probe_never_stops_the_consumer() -> None:
+    class Bare:  # no highwater(): e.g. a test double, or a client change
+        def assignment(self) -> set[TP]:
+            return {TP(HOSPITAL, 0)}
+
+    class Broken:
+        def assignment(self) -> set[TP]:
+            raise RuntimeError("not subscribed")
+
+    assert asyncio.run(aiokafka_lags(Bare())) == {}
+    assert asyncio.run(aiokafka_lags(Broken())) == {}
+
+
+def test_a_counting_bug_never_fails_what_it_counts() -> None:
+    metrics = Metrics()
+
+    class Odd:  # days whose amount is no number
+        municipality, day, reversed = "1103", None, ()
+        added = (type("Day", (), {"date": dt.date(2024, 1, 1), "amount_nok": "many"})(),)
+
+    metrics.liability_announced("discharge", Odd())  # type: ignore[arg-type]
+    metrics.consumer_lag("pathway", HOSPITAL, 0, "x")  # type: ignore[arg-type]

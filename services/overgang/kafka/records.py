@@ -100,7 +100,7 @@ _REASON_PATTERNS = (
     ("key", re.compile(r"^key: |record key|partitions? .* key|keyed? by", re.IGNORECASE)),
     ("topic", re.compile(r"belongs on |is an? (hospital|municipal) event, not ")),
     ("rule", re.compile(r"not served by|^eventId |dated after|unknown due rule|^rule\b")),
-    ("decode", re.compile(r"^not an? |^[A-Za-z][\w.\[\]]*: |^[a-z][\w.\[\]]* (is|must|or) ")),
+    ("decode", re.compile(r"^not an? |^[$A-Za-z][\w.$\[\]]*: |^[a-z][\w.\[\]]* (is|must|or) ")),
 )
 
 
