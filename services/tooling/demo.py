@@ -268,7 +268,10 @@ def run_demo(episodes: int = 240, keep_running: bool = False) -> int:
         relative = history.relative_to(CHECKOUT)
         say(f"  replay it yourself: overgang replay {relative} --as-of {CLOCK_DATE}")
         submit_file = (DEMO_DIR / "submit.jsonl").relative_to(CHECKOUT)
-        say(f"  submit it to your own stack: overgang up && overgang submit {submit_file}")
+        say(
+            f"  submit it to your own stack: OVERGANG_CLOCK_DATE={CLOCK_DATE} overgang up && "
+            f"overgang submit {submit_file}"
+        )
 
         report = write_report(gather(clients, Scope(MONTH), now), DEMO_DIR / "report.html")
         say(f"\n-- report: {report.relative_to(CHECKOUT)} (open it in a browser)")

@@ -10,6 +10,7 @@ stderr on long files; lines starting with `#` are comments.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -63,7 +64,9 @@ class _Run:
     done: int = 0
     accepted: int = 0
     rejected: int = 0
-    no_national_id: int = 0
+    no_national_id: int = 0  # episodes whose first event in the run lacked one
+    too_old: int = 0  # refused as older than the services' plausibility window
+    last_day: dt.date | None = None  # of the events read (Oslo)
     known: set[str] = field(default_factory=set)  # episodes with an accepted event
     first_rejected: dict[str, int] = field(default_factory=dict)  # episode -> its line
     _next_progress: float = field(default_factory=lambda: time.monotonic() + PROGRESS_SECONDS)
@@ -88,13 +91,16 @@ def _submit_one(clients: Clients, item: Submission, run: _Run) -> str | None:
     episode = item.event.episode_id
     first_in_run = episode not in run.known and episode not in run.first_rejected
     gave_up = episode in run.first_rejected and episode not in run.known
+    day = item.event.oslo_day
+    run.last_day = max(run.last_day or day, day)
     try:
         clients.submit(item, wait_for_episode=not gave_up)
     except grpc.RpcError as error:
+        violations = field_violations(error)
         if first_in_run:
             run.first_rejected[episode] = item.line
-        if any(f == "nationalId" for f, _ in field_violations(error)):
-            run.no_national_id += 1
+            run.no_national_id += any(f == "nationalId" for f, _ in violations)
+        run.too_old += any(r.endswith("before now") for _, r in violations)
         if gave_up and error.code() == grpc.StatusCode.NOT_FOUND:
             line = run.first_rejected[episode]
             return f"episode {episode} is unknown: its first event (line {line}) was rejected"
@@ -133,9 +139,16 @@ def cmd_submit(settings: Settings, path: str, token: str | None, out: TextIO, er
     out.write(f"submitted: {run.accepted} accepted, {run.rejected} rejected\n")
     if run.no_national_id:
         out.write(
-            f"{run.no_national_id} events were refused for lack of a national id: an episode's "
-            'first event needs one, as {"event": {...}, "nationalId": "..."}; the replay '
-            "format has none (`make demo` writes a submit-ready file: .data/demo/submit.jsonl)\n"
+            f"{run.no_national_id} episodes' first event was refused for lack of a national id: "
+            'it needs one, as {"event": {...}, "nationalId": "..."}; the replay format has '
+            "none (`make demo` writes a submit-ready file: .data/demo/submit.jsonl)\n"
+        )
+    if run.too_old and run.last_day is not None:
+        after = run.last_day + dt.timedelta(days=1)
+        out.write(
+            f"{run.too_old} events were refused as too old for the services' today: for a past "
+            f"month start them with that month's end as today, e.g. "
+            f"OVERGANG_CLOCK_DATE={after.isoformat()} overgang up\n"
         )
     return 1 if run.rejected else 0
 

@@ -145,4 +145,4 @@ def test_answers_wait_only_for_episodes_whose_first_event_was_accepted(
             "line 4: rejected: episode 80001:A is unknown: its first event (line 1) was rejected"
             in text
         )
-        assert "3 events were refused for lack of a national id" in text
+        assert "2 episodes' first event was refused for lack of a national id" in text
