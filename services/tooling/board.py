@@ -106,6 +106,8 @@ class Board:
         self.polled = dt.datetime.now().strftime("%H:%M:%S")
 
     def apply(self, item: Any) -> None:
+        if isinstance(item, pathway_pb2.PathwayEvent | coordination_pb2.TaskUpdate):
+            self.problems.pop("streams", None)  # a stream answers again
         if isinstance(item, pathway_pb2.PathwayEvent):
             self.stages[item.episode_id] = item.pathway.stage
         elif isinstance(item, coordination_pb2.TaskUpdate):
