@@ -26,6 +26,16 @@ def task_update(task_id: str, unit: str, due: dt.datetime, sequence: int, **extr
     return coordination_pb2.TaskUpdate(task=task, sequence=sequence)
 
 
+def clock(episode: str, municipality: str, start: str, days: int) -> Any:
+    return liability_pb2.EpisodeStatement(
+        episode_id=episode,
+        municipality=municipality,
+        start=start,
+        liable_days=days,
+        amount_nok=days * 5745,
+    )
+
+
 class Finished:
     def is_active(self) -> bool:
         return False
@@ -55,20 +65,8 @@ def test_the_board_shows_stages_clocks_overdue_tasks_and_dead_letters() -> None:
     board.apply(task_update("t2", "HOME_CARE", may, 8, status=open_, version=1))
     board.apply(task_update("t3", "NAV", march, 9, status=coordination_pb2.TASK_STATUS_DONE))
     board.clocks = [
-        liability_pb2.EpisodeStatement(
-            episode_id="80001:1",
-            municipality="1103",
-            start="2024-03-25",
-            liable_days=7,
-            amount_nok=7 * 5745,
-        ),
-        liability_pb2.EpisodeStatement(
-            episode_id="80001:2",
-            municipality="1108",
-            start="2024-03-30",
-            liable_days=2,
-            amount_nok=2 * 5745,
-        ),
+        clock("80001:1", "1103", "2024-03-25", 7),
+        clock("80001:2", "1108", "2024-03-30", 2),
     ]
     board.dead_letters = 3
     text = shown(board)
