@@ -46,9 +46,13 @@ def dead_letter_count(consumer: Any) -> int | None:
 
 
 class Board:
-    def __init__(self, clients: Clients, settings: Settings) -> None:
+    def __init__(
+        self, clients: Clients, settings: Settings, municipality: str = "", her_id: str = ""
+    ) -> None:
         self.clients = clients
         self.settings = settings
+        self.municipality = municipality  # only this payer's pathways, clocks and tasks
+        self.her_id = her_id  # only this hospital's
         self.now = wall_clock(settings)
         self.updates: queue.Queue[Any] = queue.Queue()
         self.stages: dict[str, int] = {}  # episode id -> Stage
@@ -72,11 +76,13 @@ class Board:
         if "pathways" not in self.calls:
             try:
                 call = self.clients.pathway.WatchPathways(
-                    pathway_pb2.WatchPathwaysRequest(), metadata=self.clients.md
+                    pathway_pb2.WatchPathwaysRequest(municipality=self.municipality),
+                    metadata=self.clients.md,
                 )
                 call.initial_metadata()  # the subscription exists from here on
                 self._open("pathways", call)
-                self.stages = {p.episode_id: p.stage for p in self.clients.pathways()}
+                listed = self.clients.pathways(municipality=self.municipality)
+                self.stages = {p.episode_id: p.stage for p in listed if self.covers(p)}
                 self.problems.pop("pathways", None)
             except grpc.RpcError as error:
                 self.calls.pop("pathways", None)
@@ -87,7 +93,8 @@ class Board:
 
     def poll(self) -> None:
         try:
-            self.clocks = self.clients.running_clocks()
+            clocks = self.clients.running_clocks(municipality=self.municipality)
+            self.clocks = [c for c in clocks if self.covers(c)]
             self.problems.pop("clocks", None)
         except grpc.RpcError as error:
             self.problems["clocks"] = describe_error(error)
@@ -105,13 +112,21 @@ class Board:
             self.problems["dead letters"] = f"{type(exc).__name__}: {exc}"
         self.polled = dt.datetime.now().strftime("%H:%M:%S")
 
+    def covers(self, item: Any) -> bool:
+        """A pathway, clock or task (episode id, municipality) in the board's scope."""
+        return self.municipality in ("", item.municipality) and (
+            not self.her_id or item.episode_id.partition(":")[0] == self.her_id
+        )
+
     def apply(self, item: Any) -> None:
         if isinstance(item, pathway_pb2.PathwayEvent | coordination_pb2.TaskUpdate):
             self.problems.pop("streams", None)  # a stream answers again
         if isinstance(item, pathway_pb2.PathwayEvent):
-            self.stages[item.episode_id] = item.pathway.stage
+            if self.covers(item.pathway):
+                self.stages[item.episode_id] = item.pathway.stage
         elif isinstance(item, coordination_pb2.TaskUpdate):
-            latest(self.tasks, item.task)
+            if self.covers(item.task):
+                latest(self.tasks, item.task)
             unit = item.task.unit.partition("/")[0]
             self.sequences[unit] = max(self.sequences.get(unit, 0), item.sequence)
         elif isinstance(item, grpc.RpcError):
@@ -186,9 +201,15 @@ class Board:
                 live.update(self.render(), refresh=True)
 
 
-def run_board(settings: Settings, token: str | None, interval: float = 5.0) -> int:
+def run_board(
+    settings: Settings,
+    token: str | None,
+    interval: float = 5.0,
+    municipality: str = "",
+    her_id: str = "",
+) -> int:
     clients = Clients(settings, token)
-    board = Board(clients, settings)
+    board = Board(clients, settings, municipality, her_id)
     console = Console()
     try:
         board.run(console, interval)

@@ -108,7 +108,9 @@ def cmd_board(args: argparse.Namespace) -> int:
     from overgang.config import load_settings
     from tooling.board import run_board
 
-    return run_board(load_settings(), args.token, args.interval)
+    return run_board(
+        load_settings(), args.token, args.interval, args.municipality or "", args.hospital or ""
+    )
 
 
 def add_view_commands(commands: Any, token: argparse.ArgumentParser) -> None:
@@ -157,4 +159,6 @@ def add_view_commands(commands: Any, token: argparse.ArgumentParser) -> None:
         help="a live terminal board: stages, running clocks, overdue tasks, dead letters",
     )
     p.add_argument("--interval", type=float, default=5.0, help="seconds between polls")
+    p.add_argument("--municipality", help="only this payer's (kommunenummer)")
+    p.add_argument("--hospital", help="only this hospital's (HER-id)")
     p.set_defaults(func=cmd_board)

@@ -269,10 +269,11 @@ def read_until(
     raise AssertionError(f"no {pattern.pattern!r} on the board: {''.join(buffer)[-3000:]!r}")
 
 
-def stage_counts(settings: Settings) -> Counter[str]:
-    clients = Clients(settings)
+def stage_counts(month: Month) -> Counter[str]:
+    clients = Clients(month.settings)
     try:
-        return Counter(pathway_pb2.Stage.Name(p.stage)[6:] for p in clients.pathways())
+        pathways = [p for p in clients.pathways() if p.her_id == month.her_id]
+        return Counter(pathway_pb2.Stage.Name(p.stage)[6:] for p in pathways)
     finally:
         clients.close()
 
@@ -281,7 +282,16 @@ def test_board_renders_stage_counts_in_a_pty_and_exits_0_on_sigint(month: Month)
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 120, 0, 0))
     process = subprocess.Popen(
-        [sys.executable, "-m", "tooling.cli", "board", "--interval", "1"],
+        [
+            sys.executable,
+            "-m",
+            "tooling.cli",
+            "board",
+            "--interval",
+            "1",
+            "--hospital",
+            month.her_id,
+        ],
         env={**os.environ, **month.env, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "60"},
         stdin=slave,
         stdout=slave,
@@ -291,7 +301,7 @@ def test_board_renders_stage_counts_in_a_pty_and_exits_0_on_sigint(month: Month)
     os.close(slave)
     buffer: list[str] = []
     try:
-        counts = stage_counts(month.settings)
+        counts = stage_counts(month)  # its own episodes: the broker has others'
         read_until(master, re.compile(rf"RECEIVED\s*│\s*{counts['RECEIVED']}\s*│"), buffer)
         read_until(master, re.compile(r"running clocks: \d+, \d+ days, NOK"), buffer)
         escalated = r"[A-Z_]+(/[A-Z_]+)?\s*│\s*\d+\s*│\s*\d+\s*│\s*[1-9]\d*\s*│"
