@@ -17,5 +17,9 @@ os.environ.setdefault(
     "OVERGANG_KAFKA_DATA", str(Path(__file__).resolve().parent.parent / ".kafka-test")
 )
 # --- end test broker
+# In-process and test-started services export no metrics port unless a test asks: they
+# must not compete for 9461-9463 with a developer's `overgang up`.
+for _name in ("PATHWAY_METRICS_ADDR", "COORDINATION_METRICS_ADDR", "DISCHARGE_METRICS_ADDR"):
+    os.environ.setdefault(_name, "off")
 
-from kafka_fixture import kafka_bootstrap, unique_name  # noqa: F401
+from kafka_fixture import kafka_bootstrap, unique_name  # noqa: E402, F401

@@ -10,17 +10,22 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import col
+
+from coordination.domain.task import ACTIVE
 from coordination.grpc_api import SERVICE_NAME, CoordinationServicer, register
+from coordination.models import TaskRow
 from coordination.rulebook import RuleBook
 from coordination.store import Clock, TaskStore
 from coordination.streams import APP_ID, DEFAULT_SLA_SECONDS, create_app
 from coordination.watch import UpdateSignal
-from coordination.worker import CoordinationWorker
+from coordination.worker import SERVICE, CoordinationWorker
 from overgang.config import Settings, wall_clock
 from overgang.grpc.auth import Authenticator
 from overgang.grpc.server import GrpcServer
-from overgang.kafka.topics import ensure_topics
+from overgang.kafka.topics import PATHWAY_EVENTS, ensure_topics
 from overgang.logging import get_logger
+from overgang.metrics_watch import ServiceMetrics, UnitTasks, count_by
 from overgang.sql.engine import make_engine
 from overgang.sql.migrations import migrate
 from overgang.sql.outbox import OutboxRelay
@@ -75,6 +80,17 @@ class CoordinationRuntime:
             else None
         )
         self._relay_task: asyncio.Task[None] | None = None
+        self.metrics = ServiceMetrics(SERVICE)
+
+    def _task_counts(self) -> dict[tuple[str, ...], UnitTasks]:
+        """Open, overdue and escalated tasks per (municipality, unit), for the metrics."""
+        keys = (col(TaskRow.municipality), col(TaskRow.unit))
+        active = col(TaskRow.status).in_([s.value for s in ACTIVE])
+        due = col(TaskRow.due_at) < self.store.clock()
+        opened = count_by(self.engine, *keys, where=[active])
+        overdue = count_by(self.engine, *keys, where=[active, due])
+        escalated = count_by(self.engine, *keys, where=[active, col(TaskRow.escalated).is_(True)])
+        return {k: UnitTasks(n, overdue.get(k, 0), escalated.get(k, 0)) for k, n in opened.items()}
 
     def _committed(self) -> None:
         """After every commit: wake the task streams and the outbox relay."""
@@ -88,6 +104,11 @@ class CoordinationRuntime:
 
     async def start(self) -> None:
         await asyncio.to_thread(migrate, self.engine, MIGRATIONS)
+        self.metrics.watch_outbox(self.engine)
+        self.metrics.watch_tasks(self._task_counts)
+        if self.app is not None:
+            self.metrics.watch_faust_lag(self.app, [PATHWAY_EVENTS])
+        self.metrics.serve(self.settings.coordination_metrics)
         if not self.auth.enabled:
             log.warning("coordination.auth_disabled", hint="set OVERGANG_AUTH_TOKENS")
         if self.kafka:
@@ -113,5 +134,6 @@ class CoordinationRuntime:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._relay_task
             await self.relay.stop()
+        self.metrics.close()
         self.engine.dispose()
         log.info("coordination.stopped")

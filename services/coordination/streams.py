@@ -9,10 +9,11 @@ from typing import Any
 
 import faust
 
-from coordination.worker import CoordinationWorker
+from coordination.worker import SERVICE, CoordinationWorker
 from overgang.config import Settings
 from overgang.kafka.security import faust_app_options
 from overgang.kafka.topics import PATHWAY_EVENTS
+from overgang.metrics import process_metrics
 
 APP_ID = "overgang-coordination"
 DEFAULT_SLA_SECONDS = 60.0
@@ -50,8 +51,11 @@ def create_app(
 
     @app.agent(pathway_events, name="coordination-pathway-events")  # type: ignore[untyped-decorator]
     async def on_pathway_events(stream: Any) -> None:
+        metrics = process_metrics()
         async for event in stream.events():
+            metrics.record_in(SERVICE, event.message.topic)
             await worker.handle_record(event.message)
+            metrics.record_processed(SERVICE, event.message.topic)
 
     @app.timer(sla_seconds, on_leader=True)  # type: ignore[untyped-decorator]
     async def escalate_overdue() -> None:

@@ -17,6 +17,7 @@ from discharge.peers import Peers
 from discharge.rules import DEFAULT_RATES, ConfigError, load_profile, load_rates
 from discharge.store import ClockArchive
 from discharge.streams import ClockStreams, create_streams
+from discharge.worker import SERVICE
 from overgang.config import Settings, wall_clock
 from overgang.grpc.auth import Authenticator
 from overgang.grpc.server import GrpcServer
@@ -29,6 +30,7 @@ from overgang.kafka.topics import (
     require_co_partitioned,
 )
 from overgang.logging import get_logger
+from overgang.metrics_watch import ServiceMetrics, on_loop
 from overgang.sql.engine import make_engine
 from overgang.sql.migrations import migrate
 from overgang.v1 import liability_pb2, liability_pb2_grpc
@@ -102,6 +104,19 @@ def build(settings: Settings) -> ClockStreams:
     servicer = LiabilityServicer(
         streams.store, streams.partition_of, streams.owns, auth, peers, archive
     )
+
+    metrics = ServiceMetrics(SERVICE)
+    metrics.watch_faust_lag(streams.app, [HOSPITAL_EVENTS, MUNICIPAL_EVENTS, CLOCK_TICKS])
+
+    @streams.app.task
+    async def serve_metrics() -> None:
+        loop = asyncio.get_running_loop()  # the Faust table is the loop's to read
+        metrics.watch_running_clocks(on_loop(loop, streams.store.running_by_municipality))
+        metrics.serve(settings.discharge_metrics)
+        try:
+            await asyncio.Event().wait()  # until the app stops and cancels this task
+        finally:
+            metrics.close()
 
     @streams.app.task
     async def serve_grpc() -> None:

@@ -25,13 +25,14 @@ from discharge.domain.rates import RateTable
 from discharge.peers import advertised_url
 from discharge.store import ClockArchive
 from discharge.table import ClockTable
-from discharge.worker import ClockWorker
+from discharge.worker import SERVICE, ClockWorker
 from overgang.codec import CONTENT_TYPE_JSON
 from overgang.config import Settings
 from overgang.events import OSLO
 from overgang.kafka import topics
 from overgang.kafka.records import Headers
 from overgang.kafka.security import faust_app_options
+from overgang.metrics import process_metrics
 
 APP_ID = "overgang-discharge"
 CATCH_UP_SECONDS = 300.0
@@ -123,8 +124,11 @@ def create_streams(
 
     @app.agent(source)
     async def clock(stream: Any) -> None:
+        metrics = process_metrics()
         async for event in stream.events():
+            metrics.record_in(SERVICE, event.message.topic)
             await worker.handle(event.message)
+            metrics.record_processed(SERVICE, event.message.topic)
 
     async def send_ticks() -> None:
         # Idempotent: a tick for a date already reached changes nothing.

@@ -87,6 +87,17 @@ class ClockTable:
             if quiet or value.get("quiet_since") is None:
                 yield self._entry(value)
 
+    def running_by_municipality(self) -> dict[str, int]:
+        """Clocks with a running period, by its payer, read from the stored JSON without
+        decoding any entry (the metrics scrape calls it, on the event loop)."""
+        counts: dict[str, int] = {}
+        for value in list(self.table.values()):
+            for period in ((value or {}).get("announced") or {}).get("periods", ()):
+                if period["status"] == PeriodStatus.RUNNING.value:
+                    payer = period["municipality"]
+                    counts[payer] = counts.get(payer, 0) + 1
+        return counts
+
     def quiet_before(self, partition: int, day: dt.date) -> list[str]:
         """Episodes of the partition quiet since before `day` (to be archived)."""
         cutoff = day.isoformat()

@@ -38,6 +38,7 @@ from overgang.kafka.records import (
     send_dead_letter,
 )
 from overgang.logging import get_logger
+from overgang.metrics import process_metrics
 from overgang.retry import until_done
 
 log = get_logger(__name__)
@@ -183,6 +184,9 @@ class ClockWorker:
             ],
         )
         self.store.put(entry)  # only after the announcements were acknowledged
+        metrics = process_metrics()
+        for change in outcome.changes:
+            metrics.liability_announced(SERVICE, change)
         if entry.error:
             log.error("clock.not_announced", episode=entry.episode_id, error=entry.error)
 

@@ -10,22 +10,25 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from sqlmodel import col
 
 from overgang.config import Settings, load_settings, wall_clock
 from overgang.grpc.auth import Authenticator
 from overgang.grpc.server import GrpcServer
 from overgang.kafka.topics import ensure_topics
 from overgang.logging import get_logger
+from overgang.metrics_watch import ServiceMetrics, count_by
 from overgang.sql.engine import make_engine
 from overgang.sql.migrations import migrate
 from overgang.sql.outbox import OutboxRelay
 from overgang.v1 import pathway_pb2_grpc
 from pathway.grpc_api import SERVICE_NAME, PathwayServicer
+from pathway.models import PathwayRow
 from pathway.municipalities import load_municipalities
 from pathway.store import PathwayStore
 from pathway.streams import GROUP_ID, PathwayStreams
 from pathway.watch import Broadcaster
-from pathway.worker import PathwayWorker
+from pathway.worker import SERVICE, PathwayWorker
 
 log = get_logger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -62,6 +65,7 @@ class PathwayRuntime:
         self._tasks: list[asyncio.Task[Any]] = []
         # Set when a background loop (consumer, relay) dies: the process should exit.
         self.failed = asyncio.Event()
+        self.metrics = ServiceMetrics(SERVICE)
 
     @property
     def port(self) -> int:
@@ -83,8 +87,14 @@ class PathwayRuntime:
         task.add_done_callback(finished)
         self._tasks.append(task)
 
+    def _stages(self) -> dict[str, int]:
+        return {stage: n for (stage,), n in count_by(self.engine, col(PathwayRow.stage)).items()}
+
     async def start(self) -> None:
         await asyncio.to_thread(migrate, self.engine, MIGRATIONS)
+        self.metrics.watch_outbox(self.engine)
+        self.metrics.watch_pathways(self._stages)
+        self.metrics.serve(self.settings.pathway_metrics)
         auth = Authenticator.from_settings(self.settings)
         if not auth.enabled:
             log.warning(
@@ -140,5 +150,6 @@ class PathwayRuntime:
             except Exception as exc:
                 log.warning("outbox.final_publish_failed", error=str(exc))
             await self.relay.stop()
+        self.metrics.close()
         self.engine.dispose()
         log.info("pathway.stopped")

@@ -13,6 +13,7 @@ reason and the loop moves on); a record that fails with an infrastructure error
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -22,8 +23,10 @@ from overgang.kafka.records import ConsumedRecord, Headers
 from overgang.kafka.security import aiokafka_security
 from overgang.kafka.topics import COORDINATION_TASKS, DEAD_LETTER, HOSPITAL_EVENTS, MUNICIPAL_EVENTS
 from overgang.logging import get_logger
+from overgang.metrics import process_metrics
+from overgang.metrics_watch import aiokafka_lags
 from overgang.retry import FIRST_DELAY_S, MAX_DELAY_S
-from pathway.worker import PathwayWorker
+from pathway.worker import SERVICE, PathwayWorker
 
 log = get_logger(__name__)
 
@@ -52,14 +55,24 @@ class PathwayStreams:
         self._producer: AIOKafkaProducer | None = None
         self.ready = asyncio.Event()  # set once partitions are assigned
 
-    async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
+    async def _start_producer(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap,
             acks="all",
             enable_idempotence=True,
             **aiokafka_security(self.settings),
         )
-        await self._producer.start()
+        try:
+            await producer.start()
+        except Exception:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        self._producer = producer
+        return producer
+
+    async def start(self) -> None:
+        await self._start_producer()
         self._consumer = AIOKafkaConsumer(
             *TOPICS,
             bootstrap_servers=self.settings.kafka_bootstrap,
@@ -95,9 +108,11 @@ class PathwayStreams:
         batches = await consumer.getmany(timeout_ms=500, max_records=200)
         if consumer.assignment():
             self.ready.set()
+        metrics = process_metrics()
         for tp, records in batches.items():
             done: int | None = None
             for record in records:
+                metrics.record_in(SERVICE, record.topic)
                 try:
                     await self.worker.handle(record, self.send_dead_letter)
                 except asyncio.CancelledError:
@@ -106,11 +121,13 @@ class PathwayStreams:
                     consumer.seek(tp, record.offset)
                     await self._back_off(record, exc)
                     break
+                metrics.record_processed(SERVICE, record.topic)
                 self._delay = FIRST_DELAY_S
                 done = record.offset + 1
             if done is not None:
                 # Only after the records' SQL transactions committed.
                 await consumer.commit({TopicPartition(tp.topic, tp.partition): done})
+        metrics.consumer_lags(SERVICE, await aiokafka_lags(consumer))
 
     async def _back_off(self, record: ConsumedRecord, exc: Exception) -> None:
         """Only infrastructure errors reach the loop (the worker dead-letters the rest)."""
@@ -128,5 +145,14 @@ class PathwayStreams:
     async def send_dead_letter(
         self, key: bytes | None, value: bytes | None, headers: Headers
     ) -> None:
-        assert self._producer is not None, "start() first"
-        await self._producer.send_and_wait(DEAD_LETTER, value=value, key=key, headers=headers)
+        producer = self._producer or await self._start_producer()
+        try:
+            await producer.send_and_wait(DEAD_LETTER, value=value, key=key, headers=headers)
+        except Exception:
+            # An idempotent producer whose send failed (broker gone) can stay out of
+            # sequence with the broker for good (OutOfOrderSequenceNumber on every later
+            # send, aiokafka #1017): the retry gets a new one.
+            self._producer = None
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise

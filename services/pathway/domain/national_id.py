@@ -1,7 +1,7 @@
 """Norwegian national identity numbers: fødselsnummer, D-number and H-number.
 
-Two mod-11 check digits (weights and check digits: `overgang.national_ids`). A check digit of 10 makes the number
-invalid; 11 becomes 0.
+Two mod-11 check digits (weights and check digits: `overgang.national_ids`). A check
+digit of 10 makes the number invalid; 11 becomes 0.
 """
 
 from __future__ import annotations
