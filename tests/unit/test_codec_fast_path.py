@@ -9,10 +9,12 @@ import datetime as dt
 import json
 from typing import Any
 
+import pytest
 from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from overgang import fast_json
 from overgang.codec import (
     InvalidEvent,
     event_from_proto,
@@ -224,3 +226,17 @@ def test_a_simulated_month_takes_the_fast_path_and_equals_the_reference() -> Non
         False,
         [repr(parse_event_json_reference(line)) for line in lines],
     )
+
+
+def test_events_are_built_as_the_constructor_builds_them_and_it_is_the_fallback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines = [event_to_json(e) for e in all_events(simulate_month(2024, 3, 40, seed=6))]
+    built = [repr(event_from_json(json.loads(line))) for line in lines]
+    monkeypatch.setattr(fast_json, "_PLAIN", False)
+    constructed = [repr(event_from_json(json.loads(line))) for line in lines]
+    assert (fast_json._PLAIN, built) == (False, constructed)
+
+
+def test_episode_event_is_still_a_plain_dataclass_so_the_fast_build_is_used() -> None:
+    assert fast_json._PLAIN
