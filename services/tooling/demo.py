@@ -36,7 +36,7 @@ from overgang.events import MUNICIPAL_KINDS, OSLO, EpisodeEvent
 from overgang.v1 import coordination_pb2, liability_pb2, pathway_pb2
 from pathway.municipalities import load_municipalities
 from tooling import stack
-from tooling.clients import Clients, Submission, describe_error, drain
+from tooling.clients import Clients, Submission, drain
 from tooling.launcher import ServiceFailed
 from tooling.month import Scope, gather
 from tooling.replay import replay
@@ -44,7 +44,7 @@ from tooling.report import write_report
 from tooling.simulation import ROGALAND, happened_before, simulate_month, synthetic_national_id
 from tooling.stack import CHECKOUT
 from tooling.statement import nok
-from tooling.submit import write_submit_file
+from tooling.submit import Outcome, Sender, write_submit_file
 from tooling.tasks import UNIT_KINDS, all_tasks, overdue, per_unit
 
 CLOCK_DATE = dt.date(2024, 4, 1)
@@ -85,43 +85,33 @@ def submit_month(clients: Clients, episodes: int) -> list[EpisodeEvent]:
     cutoff = dt.datetime.combine(CLOCK_DATE, dt.time(0), tzinfo=OSLO)
     hospital, municipal = happened_before(simulated, cutoff)
     write_submit_file(DEMO_DIR / "submit.jsonl", hospital, municipal, national_ids)
+    sender = Sender(clients)
     accepted: list[EpisodeEvent] = []
+
+    def record(outcome: Outcome | None) -> None:
+        if outcome is None:
+            return  # tried again at the end (coordination is catching up)
+        event = outcome.item.event
+        assert event is not None
+        if outcome.reason is not None:
+            say(f"  event {event.event_id} rejected: {outcome.reason}")
+        elif event.kind in MUNICIPAL_KINDS:  # the id CoordinationService gave it
+            accepted.append(EpisodeEvent(**{**event.__dict__, "event_id": outcome.event_id}))
+        else:
+            accepted.append(event)
+
     first_seen: set[str] = set()
-    rejected = 0
     for n, event in enumerate(hospital, start=1):
         nid = "" if event.episode_id in first_seen else national_ids[event.episode_id]
         first_seen.add(event.episode_id)
-        try:
-            clients.submit(Submission(n, event, nid))
-            accepted.append(event)
-        except grpc.RpcError as error:
-            rejected += 1
-            say(f"  hospital event {event.event_id} rejected: {describe_error(error)}")
-    ok = len(hospital) - rejected
-    say(f"  hospital: {ok} events accepted by PathwayService, {rejected} rejected")
+        record(sender.send(Submission(n, event, nid)))
+    say(f"  hospital: {len(accepted)} events accepted by PathwayService")
     known = {e.episode_id for e in accepted}
-
-    def answer(n: int, event: EpisodeEvent, last_try: bool) -> bool:
-        """False when coordination does not know the episode yet (still catching up on
-        the pathway stream) and this is not the last try."""
-        try:
-            event_id = clients.submit(Submission(n, event, ""))
-        except grpc.RpcError as error:
-            if last_try or error.code() != grpc.StatusCode.NOT_FOUND:
-                say(f"  municipal event {event.event_id} rejected: {describe_error(error)}")
-                return True
-            return False
-        # The id the service gave it: the replay comparison uses it.
-        accepted.append(EpisodeEvent(**{**event.__dict__, "event_id": event_id}))
-        return True
-
-    later: list[EpisodeEvent] = []  # once more at the end, in order per episode
     for n, event in enumerate((e for e in municipal if e.episode_id in known), start=1):
         assert event.kind in MUNICIPAL_KINDS
-        if any(e.episode_id == event.episode_id for e in later) or not answer(n, event, False):
-            later.append(event)
-    for n, event in enumerate(later, start=1):
-        answer(n, event, True)
+        record(sender.send(Submission(n, event, "")))
+    for outcome in sender.finish():
+        record(outcome)
     say(f"  coordinators: {len(municipal)} answers / service-ready reports via CoordinationService")
     return accepted
 

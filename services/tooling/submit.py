@@ -57,25 +57,111 @@ def read_submissions(handle: TextIO) -> Iterator[Submission | tuple[int, str]]:
             yield (number, reason)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    item: Submission
+    event_id: str = ""  # accepted: the id the service gave it
+    reason: str | None = None  # rejected: why
+
+
+class Sender:
+    """Sends submissions in order and learns from the answers. An answer for an episode
+    accepted in this run that coordination does not know yet (it learns of episodes from
+    the pathway stream, which lags behind a busy broker) is tried again at the end, after
+    the other lines, in order per episode; an answer for an episode whose first event in
+    the run was rejected is refused at once (no wait)."""
+
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
+        self.known: set[str] = set()  # episodes with an accepted event
+        self.first_rejected: dict[str, int] = {}  # episode -> the line of its first event
+        self.deferred: list[Submission] = []
+        self.no_national_id = 0  # episodes whose first event in the run lacked one
+        self.too_old = 0  # events older than the services' plausibility window
+        self.last_day: dt.date | None = None  # of the events sent (Oslo)
+
+    def send(self, item: Submission) -> Outcome | None:
+        """The outcome, or None when the item waits for `finish`."""
+        assert item.event is not None
+        day = item.event.oslo_day
+        self.last_day = max(self.last_day or day, day)
+        if any(
+            d.event is not None and d.event.episode_id == item.event.episode_id
+            for d in self.deferred
+        ):
+            self.deferred.append(item)
+            return None
+        return self._send(item, last_try=False)
+
+    def finish(self) -> list[Outcome]:
+        deferred, self.deferred = self.deferred, []
+        return [o for item in deferred if (o := self._send(item, last_try=True)) is not None]
+
+    def _send(self, item: Submission, last_try: bool) -> Outcome | None:
+        assert item.event is not None
+        episode = item.event.episode_id
+        first_in_run = episode not in self.known and episode not in self.first_rejected
+        gave_up = episode in self.first_rejected and episode not in self.known
+        try:
+            event_id = self.clients.submit(item, wait_for_episode=not gave_up)
+        except grpc.RpcError as error:
+            not_found = error.code() == grpc.StatusCode.NOT_FOUND
+            if not_found and episode in self.known and not last_try:
+                self.deferred.append(item)
+                return None
+            violations = field_violations(error)
+            if first_in_run:
+                self.first_rejected[episode] = item.line
+                self.no_national_id += any(f == "nationalId" for f, _ in violations)
+            self.too_old += any(r.endswith("before now") for _, r in violations)
+            if gave_up and not_found:
+                line = self.first_rejected[episode]
+                reason = f"episode {episode} is unknown: its first event (line {line}) was rejected"
+                return Outcome(item, reason=reason)
+            return Outcome(item, reason=describe_error(error))
+        self.known.add(episode)
+        return Outcome(item, event_id=event_id)
+
+    def hints(self) -> Iterator[str]:
+        if self.no_national_id:
+            yield (
+                f"{self.no_national_id} episodes' first event was refused for lack of a "
+                'national id: it needs one, as {"event": {...}, "nationalId": "..."}; the '
+                "replay format has none (`make demo` writes a submit-ready file: "
+                ".data/demo/submit.jsonl)"
+            )
+        if self.too_old and self.last_day is not None:
+            after = self.last_day + dt.timedelta(days=1)
+            yield (
+                f"{self.too_old} events were refused as too old for the services' today: for a "
+                "past month start them with that month's end as today, e.g. "
+                f"OVERGANG_CLOCK_DATE={after.isoformat()} overgang up"
+            )
+
+
 @dataclass
-class _Run:
+class _Progress:
     total: int
     err: TextIO
     done: int = 0
     accepted: int = 0
     rejected: int = 0
-    no_national_id: int = 0  # episodes whose first event in the run lacked one
-    too_old: int = 0  # refused as older than the services' plausibility window
-    last_day: dt.date | None = None  # of the events read (Oslo)
-    known: set[str] = field(default_factory=set)  # episodes with an accepted event
-    first_rejected: dict[str, int] = field(default_factory=dict)  # episode -> its line
-    _next_progress: float = field(default_factory=lambda: time.monotonic() + PROGRESS_SECONDS)
+    _next: float = field(default_factory=lambda: time.monotonic() + PROGRESS_SECONDS)
 
-    def progress(self, final: bool = False) -> None:
-        now = time.monotonic()
-        if not final and now < self._next_progress:
+    def count(self, outcome: Outcome | None, out: TextIO) -> None:
+        if outcome is None:
             return
-        self._next_progress = now + PROGRESS_SECONDS
+        if outcome.reason is None:
+            self.accepted += 1
+        else:
+            self.rejected += 1
+            out.write(f"line {outcome.item.line}: rejected: {outcome.reason}\n")
+
+    def show(self, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now < self._next:
+            return
+        self._next = now + PROGRESS_SECONDS
         share = 100 * self.done // self.total if self.total else 100
         end = "\n" if final or not self.err.isatty() else "\r"
         self.err.write(
@@ -85,72 +171,35 @@ class _Run:
         self.err.flush()
 
 
-def _submit_one(clients: Clients, item: Submission, run: _Run) -> str | None:
-    """None when accepted, else the reason."""
-    assert item.event is not None
-    episode = item.event.episode_id
-    first_in_run = episode not in run.known and episode not in run.first_rejected
-    gave_up = episode in run.first_rejected and episode not in run.known
-    day = item.event.oslo_day
-    run.last_day = max(run.last_day or day, day)
-    try:
-        clients.submit(item, wait_for_episode=not gave_up)
-    except grpc.RpcError as error:
-        violations = field_violations(error)
-        if first_in_run:
-            run.first_rejected[episode] = item.line
-            run.no_national_id += any(f == "nationalId" for f, _ in violations)
-        run.too_old += any(r.endswith("before now") for _, r in violations)
-        if gave_up and error.code() == grpc.StatusCode.NOT_FOUND:
-            line = run.first_rejected[episode]
-            return f"episode {episode} is unknown: its first event (line {line}) was rejected"
-        return describe_error(error)
-    run.known.add(episode)
-    return None
-
-
 def _count_lines(path: str) -> int:
     with open(path, encoding="utf-8") as handle:
         return sum(1 for line in handle if line.strip() and not line.lstrip().startswith("#"))
 
 
 def cmd_submit(settings: Settings, path: str, token: str | None, out: TextIO, err: TextIO) -> int:
-    run = _Run(total=_count_lines(path), err=err)
+    progress = _Progress(total=_count_lines(path), err=err)
     clients = Clients(settings, token)
+    sender = Sender(clients)
     try:
         with open(path, encoding="utf-8") as handle:
             for item in read_submissions(handle):
-                run.done += 1
+                progress.done += 1
                 if isinstance(item, tuple):
-                    reason: str | None = item[1]
-                    line = item[0]
+                    out.write(f"line {item[0]}: rejected: {item[1]}\n")
+                    progress.rejected += 1
                 else:
-                    reason, line = _submit_one(clients, item, run), item.line
-                if reason is None:
-                    run.accepted += 1
-                else:
-                    run.rejected += 1
-                    out.write(f"line {line}: rejected: {reason}\n")
-                run.progress()
+                    progress.count(sender.send(item), out)
+                progress.show()
+        for outcome in sender.finish():
+            progress.count(outcome, out)
     finally:
         clients.close()
-    if run.total >= 100:
-        run.progress(final=True)
-    out.write(f"submitted: {run.accepted} accepted, {run.rejected} rejected\n")
-    if run.no_national_id:
-        out.write(
-            f"{run.no_national_id} episodes' first event was refused for lack of a national id: "
-            'it needs one, as {"event": {...}, "nationalId": "..."}; the replay format has '
-            "none (`make demo` writes a submit-ready file: .data/demo/submit.jsonl)\n"
-        )
-    if run.too_old and run.last_day is not None:
-        after = run.last_day + dt.timedelta(days=1)
-        out.write(
-            f"{run.too_old} events were refused as too old for the services' today: for a past "
-            f"month start them with that month's end as today, e.g. "
-            f"OVERGANG_CLOCK_DATE={after.isoformat()} overgang up\n"
-        )
-    return 1 if run.rejected else 0
+    if progress.total >= 100:
+        progress.show(final=True)
+    out.write(f"submitted: {progress.accepted} accepted, {progress.rejected} rejected\n")
+    for hint in sender.hints():
+        out.write(hint + "\n")
+    return 1 if progress.rejected else 0
 
 
 def submission_lines(events: Iterable[EpisodeEvent], national_ids: dict[str, str]) -> Iterator[str]:

@@ -146,3 +146,30 @@ def test_answers_wait_only_for_episodes_whose_first_event_was_accepted(
             in text
         )
         assert "2 episodes' first event was refused for lack of a national id" in text
+
+
+class LaggingClients(FakeClients):
+    """Coordination has not caught up on the pathway stream for the first answer."""
+
+    def __init__(self, settings: Settings, token: str | None = None) -> None:
+        super().__init__(settings, token)
+        self.behind = True
+
+    def submit(self, item: Submission, wait_for_episode: bool = True) -> str:
+        assert item.event is not None
+        if item.event.kind is EventKind.MUNICIPALITY_ANSWERED and self.behind:
+            self.behind = False
+            raise Refused(grpc.StatusCode.NOT_FOUND, "episode is not known")
+        return super().submit(item, wait_for_episode)
+
+
+def test_an_answer_coordination_does_not_know_yet_is_tried_again_at_the_end() -> None:
+    sender = submit.Sender(LaggingClients(Settings()))  # type: ignore[arg-type]
+    nid = {"80001:A": "01810012345", "80001:B": "02820012345"}
+    answer_b = event("80001:B", 2, EventKind.MUNICIPALITY_ANSWERED, can_receive=True)
+    outcomes = [
+        sender.send(Submission(n, e, nid.get(e.episode_id, "") if n < 3 else ""))
+        for n, e in enumerate([*EVENTS[:2], EVENTS[3], answer_b], start=1)
+    ]
+    assert [o.reason if o else "later" for o in outcomes] == [None, None, "later", None]
+    assert [(o.item.line, o.reason) for o in sender.finish()] == [(3, None)]
