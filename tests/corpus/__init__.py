@@ -1,0 +1,1 @@
+"""The bad-input corpus (README.md) and how its records are built."""
