@@ -1,23 +1,21 @@
 """The audit trail on Kafka (issue 8 item 9): `KafkaAuditSink` queues without blocking,
 keeps records while Kafka is away, drops the oldest when full; `overgang audit` filters
-by time, identity, episode and outcome. The last test runs against a real broker."""
+by time, identity, episode and outcome (against a real broker:
+tests/integration/test_security_audit_kafka.py)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import datetime as dt
-import io
-import uuid
 from typing import Any
 
 import pytest
 
 from overgang.audit import AUDIT_TOPIC, OK, REFUSED, AuditRecord
 from overgang.config import Settings
-from overgang.kafka.audit_sink import KafkaAuditSink, read_audit
-from overgang.kafka.topics import ensure_topics
-from tooling.audit_cli import AuditFilter, add_audit_command, format_line, write_records
+from overgang.kafka.audit_sink import KafkaAuditSink
+from tooling.audit_cli import AuditFilter, add_audit_command, format_line
 
 T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
 
@@ -143,28 +141,3 @@ def test_the_command_parses_its_options() -> None:
     )
     with pytest.raises(SystemExit):
         parser.parse_args(["audit", "--since", "yesterday"])
-
-
-# --------------------------------------------------------------------------- real Kafka
-@pytest.mark.kafka
-def test_what_the_sink_writes_overgang_audit_reads_back(kafka_bootstrap: str) -> None:
-    settings = Settings(kafka_bootstrap=kafka_bootstrap)
-    ensure_topics(settings, [AUDIT_TOPIC])
-    mine = f"audit-test-{uuid.uuid4().hex[:8]}"
-    now = dt.datetime.now(dt.UTC)
-
-    async def main() -> None:
-        sink = KafkaAuditSink(settings)
-        await sink.start()
-        for n in range(3):
-            sink.record(entry(n, identity=mine, at=(now + dt.timedelta(seconds=n)).isoformat()))
-        await sink.stop()
-
-    asyncio.run(main())
-    since = now - dt.timedelta(minutes=1)
-    out = io.StringIO()
-    records = list(read_audit(settings, since=since))
-    count = write_records(
-        records, AuditFilter(since=since, identity=mine, episode="81234:E1"), out, False
-    )
-    assert (count, out.getvalue().split("  ")[2]) == (1, f"{mine} [coordinator:1103/HOME_CARE]")
