@@ -71,7 +71,11 @@ class FakeProducer:
 
     def __init__(self, up: bool = True) -> None:
         self.up = up
+        self.stopped = False
         self.sent: list[tuple[str, bytes | None, Headers]] = []
+
+    async def stop(self) -> None:
+        self.stopped = True
 
     async def send_and_wait(
         self, topic: str, value: bytes | None, key: bytes | None, headers: Headers
@@ -152,7 +156,10 @@ def test_a_dead_letter_the_broker_did_not_acknowledge_is_not_committed_past() ->
     wiring = Wiring(PoisonWorker(poison={11}), producer)
     wiring.poll(consumer)
     assert (consumer.committed, consumer.sought, producer.sent) == ([{TP: 11}], [(TP, 11)], [])
-    producer.up = True  # the broker is back: the poll reads 11 again
+    # The failed producer is dropped (it may be out of sequence with the broker for good).
+    assert (producer.stopped, wiring.streams._producer) == (True, None)
+    renewed = FakeProducer()  # the broker is back: the poll reads 11 again
+    wiring.streams._producer = renewed  # type: ignore[assignment]
     again = FakeConsumer([11, 12])
     wiring.poll(again)
-    assert (again.committed, len(producer.sent)) == ([{TP: 13}], 1)
+    assert (again.committed, len(renewed.sent)) == ([{TP: 13}], 1)
