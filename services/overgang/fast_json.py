@@ -13,9 +13,7 @@ decodes to the same event, and whatever it declines, the reference decides alone
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import functools
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -66,73 +64,42 @@ _BODY_KEYS = {
 _EMPTY: frozenset[str] = frozenset()
 
 
-_Base = tuple[str, str, dt.datetime, str, Division, EventKind]
-_FIELDS = (
-    "event_id",
-    "episode_id",
-    "occurred_at",
-    "municipality",
-    "division",
-    "kind",
-    "ready_at",
-    "needs",
-    "can_receive",
-    "expected_ready_date",
-    "destination",
-)
-# `EpisodeEvent` is a plain frozen dataclass: its instance dict can be set in one go,
-# which costs half of what its generated __init__ (a setattr per field) does. Should it
-# ever validate in __post_init__, use slots or other fields, the constructor is used.
-_PLAIN = (
-    tuple(f.name for f in dataclasses.fields(EpisodeEvent)) == _FIELDS
-    and not hasattr(EpisodeEvent, "__post_init__")
-    and "__slots__" not in vars(EpisodeEvent)
-)
-_new = object.__new__
-
-
-def _event(
-    base: _Base,
-    ready_at: dt.datetime | None = None,
-    needs: tuple[Need, ...] = (),
-    can_receive: bool | None = None,
-    expected_ready_date: dt.date | None = None,
-    destination: Destination | None = None,
-) -> EpisodeEvent:
-    """`EpisodeEvent(*base, ready_at=..., ...)`, the same object, built faster."""
-    if not _PLAIN:
-        return EpisodeEvent(*base, ready_at, needs, can_receive, expected_ready_date, destination)
-    event: EpisodeEvent = _new(EpisodeEvent)
-    object.__setattr__(
-        event,
-        "__dict__",
-        {
-            "event_id": base[0],
-            "episode_id": base[1],
-            "occurred_at": base[2],
-            "municipality": base[3],
-            "division": base[4],
-            "kind": base[5],
-            "ready_at": ready_at,
-            "needs": needs,
-            "can_receive": can_receive,
-            "expected_ready_date": expected_ready_date,
-            "destination": destination,
-        },
-    )
-    return event
-
-
 def _identifier(value: object, pattern: Any) -> bool:
     return (
         type(value) is str and pattern.match(value) is not None and not contains_national_id(value)
     )
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _episode_id(value: str) -> bool:
-    """An episode's events share its id: its verdict is kept (a bounded memo)."""
-    return _identifier(value, EPISODE_ID)
+# Validated identifiers, each kept once: an episode's events (and a municipality's) then
+# share one string object instead of a copy per line, and its verdict is not repeated.
+_EPISODE_IDS: dict[str, str] = {}
+_MUNICIPALITIES: dict[str, str] = {}
+_MEMO_SIZE = 1 << 16
+
+
+def _memo(memo: dict[str, str], value: str) -> str:
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[value] = value
+    return value
+
+
+def _episode_id(value: object) -> str | None:
+    if type(value) is not str:
+        return None
+    known = _EPISODE_IDS.get(value)
+    if known is None and _identifier(value, EPISODE_ID):
+        known = _memo(_EPISODE_IDS, value)
+    return known
+
+
+def _municipality(value: object) -> str | None:
+    if type(value) is not str:
+        return None
+    known = _MUNICIPALITIES.get(value)
+    if known is None and MUNICIPALITY.match(value) is not None:
+        known = _memo(_MUNICIPALITIES, value)
+    return known
 
 
 def _instant(value: object) -> dt.datetime | None:
@@ -190,29 +157,29 @@ def event_from_json(raw: object) -> EpisodeEvent | None:
         return None
     occurred_at = _instant(occurred)
     division_value = _DIVISIONS.get(division)
+    episode = _episode_id(episode_id)
+    place = _municipality(municipality)
     if (
         occurred_at is None
         or division_value is None
-        or type(municipality) is not str
-        or MUNICIPALITY.match(municipality) is None
+        or episode is None
+        or place is None
         or not _identifier(event_id, EVENT_ID)
-        or type(episode_id) is not str
-        or not _episode_id(episode_id)
     ):
         return None
     body = raw[name]
     if type(body) is not dict or not body.keys() <= _BODY_KEYS.get(kind, _EMPTY):
         return None
-    base: _Base = (event_id, episode_id, occurred_at, municipality, division_value, kind)
+    base = (event_id, episode, occurred_at, place, division_value, kind)
     if kind is EventKind.ADMISSION_NOTIFIED:
         needs = _needs(body.get("expectedNeeds", []))
-        return None if needs is None else _event(base, needs=needs)
+        return None if needs is None else EpisodeEvent(*base, needs=needs)
     if kind is EventKind.DISCHARGE_READY_NOTIFIED:
         ready_at = _instant(body.get("readyAt"))
         needs = _needs(body.get("needs", []))
         if ready_at is None or needs is None or ready_at > occurred_at + MAX_READY_AFTER_NOTICE:
             return None
-        return _event(base, ready_at=ready_at, needs=needs)
+        return EpisodeEvent(*base, ready_at=ready_at, needs=needs)
     if kind is EventKind.MUNICIPALITY_ANSWERED:
         can_receive = body.get("canReceive", False)
         text = body.get("expectedReadyDate", "")  # "" is the proto3 default: no date
@@ -221,9 +188,9 @@ def event_from_json(raw: object) -> EpisodeEvent | None:
         expected = _date(text) if text else None
         if text and expected is None:
             return None
-        return _event(base, can_receive=can_receive, expected_ready_date=expected)
+        return EpisodeEvent(*base, can_receive=can_receive, expected_ready_date=expected)
     if kind is EventKind.DISCHARGED:
         destination = body.get("destination")
         value = _DESTINATIONS.get(destination) if type(destination) is str else None
-        return None if value is None else _event(base, destination=value)
-    return _event(base)
+        return None if value is None else EpisodeEvent(*base, destination=value)
+    return EpisodeEvent(*base)

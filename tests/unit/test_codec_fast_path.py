@@ -9,12 +9,10 @@ import datetime as dt
 import json
 from typing import Any
 
-import pytest
 from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from overgang import fast_json
 from overgang.codec import (
     InvalidEvent,
     event_from_proto,
@@ -228,15 +226,10 @@ def test_a_simulated_month_takes_the_fast_path_and_equals_the_reference() -> Non
     )
 
 
-def test_events_are_built_as_the_constructor_builds_them_and_it_is_the_fallback(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    lines = [event_to_json(e) for e in all_events(simulate_month(2024, 3, 40, seed=6))]
-    built = [repr(event_from_json(json.loads(line))) for line in lines]
-    monkeypatch.setattr(fast_json, "_PLAIN", False)
-    constructed = [repr(event_from_json(json.loads(line))) for line in lines]
-    assert (fast_json._PLAIN, built) == (False, constructed)
-
-
-def test_episode_event_is_still_a_plain_dataclass_so_the_fast_build_is_used() -> None:
-    assert fast_json._PLAIN
+def test_an_episode_id_and_a_municipality_are_kept_once_for_all_their_events() -> None:
+    episode = simulate_month(2024, 3, 1, seed=8)[0]
+    events = [event_from_json(json.loads(event_to_json(e))) for e in all_events([episode])]
+    assert [(e.episode_id, e.municipality) for e in events if e] == [
+        (events[0].episode_id, events[0].municipality)
+    ] * len(events)
+    assert all(e and e.episode_id is events[0].episode_id for e in events)
