@@ -23,9 +23,11 @@ from coordination.worker import SERVICE, CoordinationWorker
 from overgang.config import Settings, wall_clock
 from overgang.grpc.auth import Authenticator
 from overgang.grpc.server import GrpcServer
+from overgang.kafka.audit_sink import AuditTrail
 from overgang.kafka.topics import PATHWAY_EVENTS, ensure_topics
 from overgang.logging import get_logger
 from overgang.metrics_watch import ServiceMetrics, UnitTasks, count_by
+from overgang.plausibility import load_windows
 from overgang.sql.engine import make_engine
 from overgang.sql.migrations import migrate
 from overgang.sql.outbox import OutboxRelay
@@ -59,7 +61,8 @@ class CoordinationRuntime:
         )
         self.signal = UpdateSignal()
         self.worker = CoordinationWorker(self.store, clock, on_commit=self._committed)
-        self.auth = Authenticator(settings.auth_tokens)
+        self.audit_trail = AuditTrail(SERVICE, settings, clock, kafka=kafka)
+        self.auth = Authenticator.from_settings(settings, audit=self.audit_trail.audit)
         self.servicer = CoordinationServicer(
             self.store,
             self.auth,
@@ -67,6 +70,8 @@ class CoordinationRuntime:
             signal=self.signal,
             on_commit=self._committed,
             poll_seconds=poll_seconds,
+            audit=self.audit_trail.audit,
+            windows=load_windows(settings.plausibility_file or None),
         )
         self.grpc = GrpcServer(
             grpc_address or settings.coordination_grpc,
@@ -109,8 +114,7 @@ class CoordinationRuntime:
         if self.app is not None:
             self.metrics.watch_faust_lag(self.app, [PATHWAY_EVENTS])
         self.metrics.serve(self.settings.coordination_metrics)
-        if not self.auth.enabled:
-            log.warning("coordination.auth_disabled", hint="set OVERGANG_AUTH_TOKENS")
+        await self.audit_trail.start()
         if self.kafka:
             created = await asyncio.to_thread(ensure_topics, self.settings)
             log.info("coordination.topics", created=created)
@@ -134,6 +138,7 @@ class CoordinationRuntime:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._relay_task
             await self.relay.stop()
+        await self.audit_trail.stop()
         self.metrics.close()
         self.engine.dispose()
         log.info("coordination.stopped")

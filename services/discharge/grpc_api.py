@@ -23,8 +23,9 @@ from discharge.domain.statement import PeriodStatus, Statement
 from discharge.peers import Peers, is_forwarded
 from discharge.store import ClockArchive
 from discharge.table import ClockTable
+from overgang.audit import Audit, audited_rpc
 from overgang.codec import EPISODE_ID, MUNICIPALITY
-from overgang.grpc.auth import Authenticator, Role, may_read_statements
+from overgang.grpc.auth import Authenticator, Caller, Role, may_read_statements
 from overgang.grpc.errors import abort_invalid
 from overgang.v1 import liability_pb2 as pb
 from overgang.v1 import liability_pb2_grpc
@@ -78,13 +79,20 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
         auth: Authenticator,
         peers: Peers | None = None,
         archive: ClockArchive | None = None,
+        audit: Audit | None = None,
     ) -> None:
         self.store = store
         self.archive = archive
+        self.audit = audit or Audit("discharge")
         self.partition_of = partition_of
         self.owns = owns
         self.auth = auth
         self.peers = peers
+
+    def _audit_read(self, context: Context, caller: Caller, **what: Any) -> None:
+        # A call a peer forwarded was recorded by the worker the caller asked.
+        if not is_forwarded(context.invocation_metadata()):
+            self.audit.read(context, caller, **what)
 
     def _routing(self, context: Context) -> Peers | None:
         """The other workers to ask, or None: answer from this worker's partitions only
@@ -105,6 +113,7 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
             return []
         return await _archived_in_month(self.archive, request)
 
+    @audited_rpc
     async def GetEpisode(
         self, request: pb.GetEpisodeRequest, context: Context
     ) -> pb.EpisodeStatement:
@@ -132,9 +141,13 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
             raise AssertionError("unreachable")
         statement = _statement(entry)
         if not _may_read_statement(caller.role, statement):
-            await self.auth.deny(context, caller, "read this episode's liability")
+            await self.auth.deny(
+                context, caller, "read this episode's liability", episode_id=request.episode_id
+            )
+        self._audit_read(context, caller, episode_id=request.episode_id)
         return episode_statement(statement, entry.error)
 
+    @audited_rpc
     async def ListRunningClocks(
         self, request: pb.ListRunningClocksRequest, context: Context
     ) -> pb.ListRunningClocksResponse:
@@ -168,10 +181,17 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
             : request.page_size or DEFAULT_PAGE
         ]
         more = page and page[-1].episode_id != running[-1].episode_id
+        self._audit_read(
+            context,
+            caller,
+            episode_ids=[s.episode_id for s in page],
+            query={"municipality": request.municipality},
+        )
         return pb.ListRunningClocksResponse(
             episodes=page, next_page_token=_page_token(page[-1].episode_id) if more else ""
         )
 
+    @audited_rpc
     async def GetMonthlyStatement(
         self, request: pb.GetMonthlyStatementRequest, context: Context
     ) -> pb.MonthlyStatement:
@@ -206,6 +226,16 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
                 if line.episode_id not in hot
             )
         lines.sort(key=lambda line: line.episode_id)
+        self._audit_read(
+            context,
+            caller,
+            episode_ids=sorted({line.episode_id for line in lines}),
+            query={
+                "municipality": request.municipality,
+                "herId": request.her_id,
+                "month": request.month,
+            },
+        )
         return pb.MonthlyStatement(
             municipality=request.municipality,
             her_id=request.her_id,

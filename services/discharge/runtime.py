@@ -22,6 +22,7 @@ from overgang.config import Settings, wall_clock
 from overgang.grpc.auth import Authenticator
 from overgang.grpc.server import GrpcServer
 from overgang.grpc.tls import channel_credentials
+from overgang.kafka.audit_sink import AuditTrail
 from overgang.kafka.topics import (
     CLOCK_TICKS,
     HOSPITAL_EVENTS,
@@ -87,7 +88,8 @@ def build(settings: Settings) -> ClockStreams:
     migrate(engine, MIGRATIONS)
     archive = ClockArchive(engine, now)
     streams = create_streams(settings, rules, now, rates_reloader(settings), archive)
-    auth = Authenticator.from_settings(settings)
+    audit_trail = AuditTrail(SERVICE, settings, now)
+    auth = Authenticator.from_settings(settings, audit=audit_trail.audit)
     credentials = channel_credentials(settings)
 
     def channel(address: str) -> grpc.aio.Channel:
@@ -102,7 +104,7 @@ def build(settings: Settings) -> ClockStreams:
         channel,
     )
     servicer = LiabilityServicer(
-        streams.store, streams.partition_of, streams.owns, auth, peers, archive
+        streams.store, streams.partition_of, streams.owns, auth, peers, archive, audit_trail.audit
     )
 
     metrics = ServiceMetrics(SERVICE)
@@ -127,11 +129,13 @@ def build(settings: Settings) -> ClockStreams:
             lambda s: liability_pb2_grpc.add_LiabilityServiceServicer_to_server(servicer, s),
             settings,
         )
+        await audit_trail.start()
         await server.start()
         try:
             await asyncio.Event().wait()  # until the app stops and cancels this task
         finally:
             await server.stop()
+            await audit_trail.stop()
 
     return streams
 

@@ -15,13 +15,16 @@ from sqlmodel import col
 from overgang.config import Settings, load_settings, wall_clock
 from overgang.grpc.auth import Authenticator
 from overgang.grpc.server import GrpcServer
+from overgang.kafka.audit_sink import AuditTrail
 from overgang.kafka.topics import ensure_topics
 from overgang.logging import get_logger
 from overgang.metrics_watch import ServiceMetrics, count_by
+from overgang.plausibility import load_windows
 from overgang.sql.engine import make_engine
 from overgang.sql.migrations import migrate
 from overgang.sql.outbox import OutboxRelay
 from overgang.v1 import pathway_pb2_grpc
+from pathway.domain.pseudonym import load_keys
 from pathway.grpc_api import SERVICE_NAME, PathwayServicer
 from pathway.models import PathwayRow
 from pathway.municipalities import load_municipalities
@@ -55,7 +58,8 @@ class PathwayRuntime:
         self.municipalities = dict(municipalities or load_municipalities())
         self.broadcaster = Broadcaster()
         self.engine = make_engine(self.settings.database_url)
-        self.store = PathwayStore(self.engine, self.settings.pseudonym_key)
+        # No dev key beyond loopback: a real, versioned key from OVERGANG_PSEUDONYM_KEY_FILE.
+        self.store = PathwayStore(self.engine, load_keys(self.settings, self.grpc_address))
         self.worker = PathwayWorker(
             self.store, self.municipalities, self.broadcaster, on_commit=self._notify
         )
@@ -66,6 +70,9 @@ class PathwayRuntime:
         # Set when a background loop (consumer, relay) dies: the process should exit.
         self.failed = asyncio.Event()
         self.metrics = ServiceMetrics(SERVICE)
+        self.audit_trail = AuditTrail(
+            SERVICE, self.settings, wall_clock(self.settings), kafka=self.kafka
+        )
 
     @property
     def port(self) -> int:
@@ -95,11 +102,8 @@ class PathwayRuntime:
         self.metrics.watch_outbox(self.engine)
         self.metrics.watch_pathways(self._stages)
         self.metrics.serve(self.settings.pathway_metrics)
-        auth = Authenticator.from_settings(self.settings)
-        if not auth.enabled:
-            log.warning(
-                "auth.disabled", detail="OVERGANG_AUTH_TOKENS is empty: every caller is ops"
-            )
+        await self.audit_trail.start()
+        auth = Authenticator.from_settings(self.settings, audit=self.audit_trail.audit)
         if self.kafka:
             created = await asyncio.to_thread(ensure_topics, self.settings)
             log.info("kafka.topics", created=created)
@@ -123,6 +127,8 @@ class PathwayRuntime:
             self.broadcaster,
             on_commit=self._notify,
             clock=wall_clock(self.settings),
+            audit=self.audit_trail.audit,
+            windows=load_windows(self.settings.plausibility_file or None),
         )
 
         def register(server: grpc.aio.Server) -> None:
@@ -150,6 +156,7 @@ class PathwayRuntime:
             except Exception as exc:
                 log.warning("outbox.final_publish_failed", error=str(exc))
             await self.relay.stop()
+        await self.audit_trail.stop()
         self.metrics.close()
         self.engine.dispose()
         log.info("pathway.stopped")

@@ -20,7 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from kafka import KafkaConsumer, TopicPartition
 
-from overgang.audit import AUDIT_TOPIC, AuditRecord
+from overgang.audit import AUDIT_TOPIC, Audit, AuditRecord, MemoryAuditSink
 from overgang.config import Settings
 from overgang.kafka.security import aiokafka_security, kafka_python_security
 from overgang.logging import get_logger
@@ -174,3 +174,21 @@ def read_audit(
                     remaining.discard(tp)
     finally:
         consumer.close()
+
+
+class AuditTrail:
+    """A service's audit trail as its runtime starts and stops it: on Kafka when the
+    service runs with Kafka, in memory otherwise (in-process tests)."""
+
+    def __init__(self, service: str, settings: Settings, clock: Any, *, kafka: bool = True) -> None:
+        self._kafka_sink = KafkaAuditSink(settings) if kafka else None
+        sink = self._kafka_sink if self._kafka_sink is not None else MemoryAuditSink()
+        self.audit = Audit(service, sink, clock=clock)
+
+    async def start(self) -> None:
+        if self._kafka_sink is not None:
+            await self._kafka_sink.start()
+
+    async def stop(self) -> None:
+        if self._kafka_sink is not None:
+            await self._kafka_sink.stop()
