@@ -403,16 +403,35 @@ def check_clock(stack: Stack, accepted: list[EpisodeEvent], prefix: str, timeout
     history.write_text("".join(event_to_json(e) + "\n" for e in accepted))
     expected = replay_statements(history, stack.clock_date)
     wait_until_equal(stack.processes["discharge"].grpc_address, expected, timeout=timeout)
-    # Announcements are acknowledged before the table records them: all are on the topic.
-    announced = announced_totals(stack.bootstrap, prefix)
     replayed = {
         episode: (int(s["amountNok"]), int(s["pendingDays"]))  # type: ignore[call-overload]
         for episode, s in expected.items()
     }
-    assert {k: v for k, v in announced.items() if v != (0, 0)} == {
-        k: v for k, v in replayed.items() if v != (0, 0)
-    }
     assert sum(nok for nok, _ in replayed.values()) > 0, "no liable day: a weak test"
+    # Announcements are acknowledged before the table records them: all are on the topic.
+    announced = announced_totals(stack.bootstrap, prefix)
+    differ = {
+        episode: {"announced": announced.get(episode, (0, 0)), "replay": replayed.get(episode)}
+        for episode in set(announced) | set(replayed)
+        if announced.get(episode, (0, 0)) != replayed.get(episode, (0, 0))
+    }
+    if differ:
+        raise AnnouncementsDiffer(
+            f"{len(differ)} episodes' announced (NOK, rate-pending days), deduplicated by "
+            f"event id, differ from replay's statement: {differ}"
+        )
+
+
+class AnnouncementsDiffer(AssertionError):
+    """The liability topic does not add up to the statements (a day announced twice or
+    not at all), though the statements themselves equal replay's."""
+
+
+class OutboxStuck(AssertionError):
+    """A relay's idempotent producer went out of sequence with the broker for good."""
+
+
+STUCK_PRODUCER = "OutOfOrderSequenceNumber"
 
 
 def check_pathways(
@@ -424,7 +443,7 @@ def check_pathways(
     expected_ids: set[str] = set()
     for episode, events in by_episode(accepted).items():
         result = fold(events)
-        assert result.state is not None
+        assert result.state is not None, f"{episode}: no accepted event"
         expected_history[episode] = [h.cause_id for h in result.state.history]
         expected_ids |= {f"{s.item.event_id}:pathway" for s in result.steps if s.accepted}
     clients = Clients(stack.settings)
@@ -498,7 +517,12 @@ def check_tasks(stack: Stack, prefix: str, episodes: set[str], timeout: float) -
                 select(TaskUpdateRow).where(col(TaskUpdateRow.task_id).startswith(prefix))
             )
             in_database = {r.update_id: {r.sequence or 0} for r in rows}
-        assert dict(on_topic) == in_database
+        differ = {
+            u: (on_topic.get(u), in_database.get(u))
+            for u in set(on_topic) | set(in_database)
+            if on_topic.get(u) != in_database.get(u)
+        }
+        assert not differ, f"update id: (sequences on the topic, in the log): {differ}"
 
     try:
         eventually(same_tasks, timeout, "coordination tasks differ from a fresh store's")
@@ -510,7 +534,7 @@ def check_tasks(stack: Stack, prefix: str, episodes: set[str], timeout: float) -
 def check_no_dead_letters(stack: Stack, prefix: str) -> None:
     dead = read_topic(stack.bootstrap, DEAD_LETTER, prefix)
     reasons = [dict(r.headers).get("dlq.reason", b"").decode() for r in dead]
-    assert reasons == [], reasons[:5]
+    assert reasons == [], f"{len(reasons)} dead-lettered, e.g. {reasons[:5]}"
 
 
 def check_everything(
@@ -527,5 +551,10 @@ def check_everything(
         check_tasks(stack, m.prefix, {s.episode_id for s in m.episodes}, timeout)
         stack.note("tasks equal a fresh store's")
         check_no_dead_letters(stack, m.prefix)
+    except AnnouncementsDiffer as exc:
+        raise AnnouncementsDiffer(f"{exc}\n{stack.logs()}") from None
     except AssertionError as exc:
+        stuck = [n for n in SERVICES if STUCK_PRODUCER in stack.log_text(n)]
+        if stuck:
+            raise OutboxStuck(f"{STUCK_PRODUCER} in the logs of {stuck}: {exc}") from None
         raise AssertionError(f"{exc}\n{stack.logs()}") from None
