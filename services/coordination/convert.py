@@ -17,6 +17,7 @@ from coordination.domain.task import Task, UnitKind
 from overgang.codec import EPISODE_ID, InvalidEvent, event_from_proto, event_to_proto
 from overgang.events import Need, oslo_day
 from overgang.grpc.errors import FieldViolation
+from overgang.national_ids import contains_national_id
 from overgang.v1 import coordination_pb2, events_pb2, pathway_pb2
 from overgang.vocabulary import Stage
 
@@ -80,6 +81,9 @@ def change_from_proto(
     needs = tuple(
         Need(events_pb2.Need.Name(n)) for n in pathway.needs if n != events_pb2.NEED_UNSPECIFIED
     )
+    if contains_national_id(pathway.patient_pseudonym):
+        # Only the pathway database may hold the number; never store it here.
+        raise InvalidEvent("pathway.patientPseudonym", "holds a national id, not a pseudonym")
     return PathwayChange(
         event_id=msg.event_id,
         episode_id=msg.episode_id,

@@ -33,6 +33,7 @@ from overgang.kafka import topics
 from overgang.kafka.records import Headers
 from overgang.kafka.security import faust_app_options
 from overgang.metrics import process_metrics
+from overgang.plausibility import load_windows
 
 APP_ID = "overgang-discharge"
 CATCH_UP_SECONDS = 300.0
@@ -120,6 +121,7 @@ def create_streams(
         dead_letter,
         archive=archive,
         retention_days=settings.clock_retention_days,
+        windows=load_windows(settings.plausibility_file or None),
     )
 
     @app.agent(source)

@@ -35,10 +35,12 @@ from overgang.kafka.records import (
     DeadLetterSink,
     content_type,
     headers_of,
+    judged_now,
     send_dead_letter,
 )
 from overgang.logging import get_logger
 from overgang.metrics import process_metrics
+from overgang.plausibility import Windows, describe, event_violations, load_windows
 from overgang.retry import until_done
 
 log = get_logger(__name__)
@@ -60,7 +62,9 @@ class ClockWorker:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         archive: ClockArchive | None = None,
         retention_days: int = 30,
+        windows: Windows | None = None,
     ) -> None:
+        self.windows = windows or load_windows()
         self.store = store
         self.archive = archive
         self.retention = dt.timedelta(days=retention_days)
@@ -110,6 +114,11 @@ class ClockWorker:
         if municipal != (record.topic == topics.MUNICIPAL_EVENTS):
             expected = topics.MUNICIPAL_EVENTS if municipal else topics.HOSPITAL_EVENTS
             raise InvalidEvent("payload", f"{decoded.kind.value} belongs on {expected}")
+        # A backdated notice raises a bill, a backdated answer cuts one: judged against
+        # when the record was written (the episode's history is judged at the gRPC edge).
+        now = judged_now(record, self.now())
+        if violations := event_violations(decoded, now=now, windows=self.windows):
+            raise InvalidEvent(violations[0][0], describe(violations))
         return decoded
 
     async def on_episode_event(self, record: ConsumedRecord) -> None:

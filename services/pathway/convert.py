@@ -11,6 +11,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
 from overgang.codec import CONTENT_TYPE_JSON, EPISODE_ID
+from overgang.national_ids import contains_national_id
 from overgang.v1 import coordination_pb2, events_pb2, pathway_pb2
 from overgang.vocabulary import Stage
 from pathway.domain.state_machine import Step
@@ -133,6 +134,8 @@ def task_report(update: coordination_pb2.TaskUpdate, now: dt.datetime) -> TaskRe
         raise InvalidTask("task.episodeId must be '<HER-id digits>:<local episode number>'")
     if len(task.unit) > 120:
         raise InvalidTask("task.unit is longer than 120 characters")
+    if contains_national_id(task.task_id) or contains_national_id(task.unit):
+        raise InvalidTask("task.taskId and task.unit must not hold a national id")
     if task.status == coordination_pb2.TASK_STATUS_UNSPECIFIED:
         raise InvalidTask("task.status is unspecified")
     try:

@@ -61,7 +61,12 @@ class PathwayRuntime:
         # No dev key beyond loopback: a real, versioned key from OVERGANG_PSEUDONYM_KEY_FILE.
         self.store = PathwayStore(self.engine, load_keys(self.settings, self.grpc_address))
         self.worker = PathwayWorker(
-            self.store, self.municipalities, self.broadcaster, on_commit=self._notify
+            self.store,
+            self.municipalities,
+            self.broadcaster,
+            on_commit=self._notify,
+            clock=wall_clock(self.settings),
+            windows=load_windows(self.settings.plausibility_file or None),
         )
         self.relay: OutboxRelay | None = None
         self.streams: PathwayStreams | None = None

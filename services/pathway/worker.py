@@ -23,10 +23,12 @@ from overgang.kafka.records import (
     DeadLetterSink,
     content_type,
     headers_of,
+    judged_now,
     send_dead_letter,
 )
 from overgang.kafka.topics import COORDINATION_TASKS, HOSPITAL_EVENTS, MUNICIPAL_EVENTS
 from overgang.logging import get_logger
+from overgang.plausibility import Windows, describe, event_violations, load_windows
 from overgang.retry import is_transient
 from pathway.convert import InvalidTask, decode_task_update
 from pathway.store import EventIdConflict, PathwayStore, Recorded
@@ -57,8 +59,10 @@ class PathwayWorker:
         broadcaster: Broadcaster,
         on_commit: Callable[[], None] = lambda: None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        windows: Windows | None = None,
     ) -> None:
         self.store = store
+        self.windows = windows or load_windows()
         self.municipalities = municipalities
         self.broadcaster = broadcaster
         self.on_commit = on_commit
@@ -121,6 +125,11 @@ class PathwayWorker:
             raise Rejected(f"{event.kind.value} is a hospital event, not a municipal event")
         if event.municipality not in self.municipalities:
             raise Rejected(f"municipality: {event.municipality} is not served by this deployment")
+        # Against when the record was written; the episode's own history is judged at the
+        # gRPC edge only, since records of one episode may come in any order.
+        now = judged_now(record, self.clock())
+        if violations := event_violations(event, now=now, windows=self.windows):
+            raise Rejected(describe(violations))
         try:
             recorded = await asyncio.to_thread(self.store.record_event, event, source=record.topic)
         except EventIdConflict as exc:

@@ -15,6 +15,7 @@ from discharge.domain.rates import HOW_TO_ADD_RATES, RateTable
 from discharge.rules import load_profile, load_rates
 from overgang.config import load_settings, wall_clock
 from overgang.events import oslo_day
+from tooling.audit_cli import add_audit_command
 from tooling.launcher import ServiceFailed
 from tooling.replay import read_events, replay, write_errors, write_json, write_table
 from tooling.views import add_view_commands
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hand-over of discharge-ready patients from hospital to municipality.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    add_audit_command(commands)
 
     p = commands.add_parser(
         "replay",

@@ -78,12 +78,19 @@ def rates_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def discharge(kafka_bootstrap: str, tmp_path: Path, rates_file: Path) -> Iterator[ServiceProcess]:
+    # The stories reach back to 2018: wide plausibility windows, or they are dead-lettered.
+    windows = tmp_path / "plausibility.toml"
+    windows.write_text(
+        "[windows]\nmax_age_days = 10000\nmax_before_first_event_days = 10000\n"
+        "max_ready_before_notice_days = 7\n"
+    )
     service = discharge_service(
         kafka_bootstrap,
         tmp_path,
         clock_date=TODAY,
         OVERGANG_RATES_FILE=str(rates_file),
         OVERGANG_RATES_POLL_SECONDS="2",
+        OVERGANG_PLAUSIBILITY_FILE=str(windows),
     )
     yield service.start().wait_serving()
     service.stop()

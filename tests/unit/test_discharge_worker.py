@@ -4,6 +4,7 @@ infrastructure errors are waited out and lose nothing."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -187,3 +188,12 @@ def test_a_late_event_for_an_archived_clock_restores_it_and_corrects_the_money(
         1,
         None,
     )
+
+
+def test_an_event_backdated_beyond_the_window_is_dead_lettered_with_the_reason() -> None:
+    harness = Harness()  # today is 2024-03-10
+    backdated = Episode().discharge_ready(at("2023-12-01")).events[-1]
+    written = dt.datetime(2024, 3, 10, tzinfo=dt.UTC).timestamp()
+    _run(harness, dataclasses.replace(_event_record(backdated), timestamp=written))
+    reasons = [reason_of(h) or "" for h in harness.dead]
+    assert (harness.table, ["before now" in r for r in reasons]) == ({}, [True])

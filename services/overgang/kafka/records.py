@@ -6,6 +6,7 @@ label, never the reason's text: `overgang_records_dead_lettered_total`)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,23 @@ class Consumed:
     key: bytes | None
     value: bytes | None
     headers: Any = ()
+    timestamp: float | None = None  # seconds since the epoch, as Faust gives it
+
+
+def written_at(record: Any) -> dt.datetime | None:
+    """When the record was written to Kafka (aiokafka: ms, Faust: s), if the client says."""
+    stamp = getattr(record, "timestamp", None)
+    if not isinstance(stamp, int | float) or stamp <= 0:
+        return None
+    seconds = stamp / 1000 if stamp > 10**11 else stamp
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def judged_now(record: Any, now: dt.datetime) -> dt.datetime:
+    """The "now" a consumer judges a record's event times against: when it was written,
+    so a replay of old history is judged as it was then, never later than the clock."""
+    written = written_at(record)
+    return min(now, written) if written is not None else now
 
 
 @dataclass(frozen=True)
