@@ -76,6 +76,7 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
         store: ClockTable,
         partition_of: Callable[[str], int],
         owns: Callable[[str], bool],
+        served_partitions: Callable[[], set[int]],
         auth: Authenticator,
         peers: Peers | None = None,
         archive: ClockArchive | None = None,
@@ -86,6 +87,7 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
         self.audit = audit or Audit("discharge")
         self.partition_of = partition_of
         self.owns = owns
+        self.served_partitions = served_partitions
         self.auth = auth
         self.peers = peers
 
@@ -93,6 +95,11 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
         # A call a peer forwarded was recorded by the worker the caller asked.
         if not is_forwarded(context.invocation_metadata()):
             self.audit.read(context, caller, **what)
+
+    def _served(self) -> list[ClockEntry]:
+        """This worker's clocks of the partitions it serves (none while rebalancing)."""
+        served = self.served_partitions()
+        return [e for e in self.store.entries() if e.partition in served]
 
     def _routing(self, context: Context) -> Peers | None:
         """The other workers to ask, or None: answer from this worker's partitions only
@@ -120,10 +127,8 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
         caller = await self.auth.authenticate(context)
         if not EPISODE_ID.match(request.episode_id):
             await abort_invalid(context, [("episodeId", "must be '<HER-id>:<local number>'")])
-        entry = self.store.get(request.episode_id)
-        if entry is None and self.archive is not None:
-            entry = await asyncio.to_thread(self.archive.get, request.episode_id)
-        if entry is None and not self.owns(request.episode_id):
+        # Ownership first: a local copy of a partition that moved away is frozen.
+        if not self.owns(request.episode_id):
             partition = self.partition_of(request.episode_id)
             peers = self._routing(context)
             owner = peers.owner(partition) if peers else None
@@ -136,6 +141,9 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
                 f"partition {partition} of the episode is being rebalanced between discharge "
                 "workers: retry",
             )
+        entry = self.store.get(request.episode_id)
+        if entry is None and self.archive is not None:
+            entry = await asyncio.to_thread(self.archive.get, request.episode_id)
         if entry is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no clock for this episode")
             raise AssertionError("unreachable")
@@ -167,7 +175,7 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
             await self.auth.deny(context, caller, "read that municipality's clocks")
         running = [
             episode_statement(s, e.error)
-            for e in self.store.entries()
+            for e in self._served()
             if (s := _statement(e)).status is PeriodStatus.RUNNING
             and request.municipality in ("", s.municipality)
             and _may_read_statement(role, s)
@@ -210,7 +218,7 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
         municipality, her_id = request.municipality or None, request.her_id or None
         if not may_read_statements(caller.role, municipality=municipality, her_id=her_id):
             await self.auth.deny(context, caller, "read that statement")
-        entries = sorted(self.store.entries(), key=lambda e: e.episode_id)
+        entries = sorted(self._served(), key=lambda e: e.episode_id)
         lines = list(_monthly_lines(entries, request))
         as_ofs = [e.as_of for e in entries]
         for answer in await self._fan_out(context, "GetMonthlyStatement", request):

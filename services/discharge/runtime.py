@@ -104,7 +104,14 @@ def build(settings: Settings) -> ClockStreams:
         channel,
     )
     servicer = LiabilityServicer(
-        streams.store, streams.partition_of, streams.owns, auth, peers, archive, audit_trail.audit
+        streams.store,
+        streams.partition_of,
+        streams.owns,
+        streams.served_partitions,
+        auth,
+        peers,
+        archive,
+        audit_trail.audit,
     )
 
     metrics = ServiceMetrics(SERVICE)

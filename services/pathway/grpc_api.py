@@ -162,7 +162,7 @@ class PathwayServicer(pathway_pb2_grpc.PathwayServiceServicer):  # type: ignore[
             log.info("pathway.event_duplicate", event_id=event.event_id, identity=caller.identity)
         else:
             self.on_commit()
-            self.broadcaster.publish(recorded.announced)
+            self.broadcaster.publish_local(recorded.announced)
             log.info(
                 "pathway.event_accepted",
                 event_id=event.event_id,

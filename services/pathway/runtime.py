@@ -31,6 +31,7 @@ from pathway.municipalities import load_municipalities
 from pathway.store import PathwayStore
 from pathway.streams import GROUP_ID, PathwayStreams
 from pathway.watch import Broadcaster
+from pathway.watch_feed import WatchFeed
 from pathway.worker import SERVICE, PathwayWorker
 
 log = get_logger(__name__)
@@ -56,7 +57,8 @@ class PathwayRuntime:
         self.group_id = group_id
         self.auto_offset_reset = auto_offset_reset
         self.municipalities = dict(municipalities or load_municipalities())
-        self.broadcaster = Broadcaster()
+        self.broadcaster = Broadcaster(fed=kafka)
+        self.watch_feed: WatchFeed | None = None
         self.engine = make_engine(self.settings.database_url)
         # No dev key beyond loopback: a real, versioned key from OVERGANG_PSEUDONYM_KEY_FILE.
         self.store = PathwayStore(self.engine, load_keys(self.settings, self.grpc_address))
@@ -125,6 +127,9 @@ class PathwayRuntime:
             )
             await self.streams.start()
             self._spawn(self.streams.run(), "pathway-consumer")
+            self.watch_feed = WatchFeed(self.settings, self.broadcaster)
+            await self.watch_feed.start()
+            self._spawn(self.watch_feed.run(), "pathway-watch-feed")
         servicer = PathwayServicer(
             self.store,
             auth,
@@ -155,6 +160,8 @@ class PathwayRuntime:
         self._tasks.clear()
         if self.streams is not None:
             await self.streams.stop()
+        if self.watch_feed is not None:
+            await self.watch_feed.stop()
         if self.relay is not None:
             try:  # publish what the last requests committed
                 await asyncio.wait_for(self.relay.publish_pending(), timeout=grace)

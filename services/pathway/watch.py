@@ -25,8 +25,11 @@ class Subscription:
 
 
 class Broadcaster:
-    def __init__(self) -> None:
+    def __init__(self, fed: bool = False) -> None:
+        """`fed`: a `WatchFeed` publishes every replica's events from the topic, so what
+        this replica records is not published again directly (`publish_local`)."""
         self._subscriptions: set[Subscription] = set()
+        self.fed = fed
 
     def subscribe(self, accepts: Predicate) -> Subscription:
         subscription = Subscription(accepts)
@@ -39,6 +42,11 @@ class Broadcaster:
     @property
     def subscribers(self) -> int:
         return len(self._subscriptions)
+
+    def publish_local(self, events: Iterable[pathway_pb2.PathwayEvent]) -> None:
+        """What this replica just recorded (without Kafka, the only source)."""
+        if not self.fed:
+            self.publish(events)
 
     def publish(self, events: Iterable[pathway_pb2.PathwayEvent]) -> None:
         """Call on the event loop's thread."""

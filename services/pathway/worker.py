@@ -88,7 +88,7 @@ class PathwayWorker:
         else:
             if not recorded.duplicate:
                 self.on_commit()
-                self.broadcaster.publish(recorded.announced)
+                self.broadcaster.publish_local(recorded.announced)
             return
         await send_dead_letter(dead_letters, record, reason, SERVICE, log)
 
