@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.structs import OffsetAndMetadata
+from kafka_fixture import skip_history
 
 from coordination.convert import change_to_proto
 from coordination.domain.planning import PathwayChange
@@ -38,20 +38,7 @@ def _produce(bootstrap: str, key: bytes, value: bytes) -> None:
 
 
 def _skip_history(bootstrap: str, group_id: str) -> None:
-    """Commit the pathway topic's end offsets for the app's (new) consumer group, so the
-    worker reads only what this test produces, however much a shared broker holds."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
-    )
-    try:
-        partitions = [
-            TopicPartition(PATHWAY_EVENTS, p)
-            for p in sorted(consumer.partitions_for_topic(PATHWAY_EVENTS) or ())
-        ]
-        ends = consumer.end_offsets(partitions)
-        consumer.commit({tp: OffsetAndMetadata(end, "", -1) for tp, end in ends.items()})
-    finally:
-        consumer.close()
+    skip_history(bootstrap, group_id, PATHWAY_EVENTS)
 
 
 def _end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
