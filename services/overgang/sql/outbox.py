@@ -122,6 +122,21 @@ class OutboxRelay:
             await self._producer.stop()
             self._producer = None
 
+    async def _renew_producer(self) -> None:
+        """After a failed pass, a new producer: an idempotent producer whose sends failed
+        mid-batch can stay out of sequence with the broker for good (OutOfOrderSequence-
+        Number, aiokafka #1017), so the rows would never be published. A new one gets a
+        new producer id; rows are re-sent in order and consumers dedupe by event id."""
+        old, self._producer = self._producer, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(old.stop(), timeout=10)
+        try:
+            await self.start()
+        except Exception as exc:  # still no broker: the next pass tries again
+            log.warning("outbox.producer_restart_failed", error=f"{type(exc).__name__}: {exc}")
+            self._producer = None
+
     def _pending(self) -> list[OutboxRow]:
         with Session(self.engine) as session:
             query = (
@@ -144,7 +159,9 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """One pass; returns how many records were published."""
-        assert self._producer is not None, "start() first"
+        if self._producer is None:
+            await self.start()
+        assert self._producer is not None
         records = await asyncio.to_thread(self._pending)
         if not records:
             return 0
@@ -175,7 +192,8 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Kafka down: keep the rows, retry later
-                log.warning("outbox.publish_failed", error=str(exc))
+                log.warning("outbox.publish_failed", error=f"{type(exc).__name__}: {exc}")
+                await self._renew_producer()
             if time.monotonic() >= self._next_purge:
                 self._next_purge = time.monotonic() + self.purge_seconds
                 try:
