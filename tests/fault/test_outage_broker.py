@@ -52,7 +52,7 @@ def stack(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 # aiokafka producer whose send failed while the broker went away can stay out of
 # sequence with the broker for good (OutOfOrderSequenceNumber on every later send,
 # aiokafka #1017), and the acknowledged events stay in the outbox until a restart. Seen
-# in 1 of 6 runs here; with the relay renewing its producer 3 of 3 passed. Only that
+# in 1 of 7 runs here; with the relay renewing its producer 2 of 2 passed. Only that
 # failure is expected (`OutboxStuck`); remove the marker with the fix.
 @pytest.mark.xfail(
     raises=OutboxStuck,

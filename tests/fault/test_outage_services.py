@@ -109,9 +109,9 @@ def test_a_service_killed_mid_stream_loses_and_repeats_nothing(stack: Stack, vic
 # Until discharge's table cannot fall behind its announcements: a SIGKILL after a
 # correction was announced but before the table's changelog got the new state, and an
 # event of the other source topic processed before the redelivered one, announce the
-# same change again under another cause's id (seen once in 6 kills of the clock: 22 days
-# reversed twice). Only that failure is expected (`AnnouncementsDiffer`: statements equal
-# replay, the topic does not add up); remove the marker with the fix.
+# same change again under another cause's id (seen in 2 of 11 kills of the clock: 22 days
+# reversed twice; one day too few). Only that failure is expected (`AnnouncementsDiffer`:
+# statements equal replay, the topic does not add up); remove the marker with the fix.
 @pytest.mark.xfail(
     raises=AnnouncementsDiffer,
     reason="discharge re-announces a correction under another id after a SIGKILL when the "
