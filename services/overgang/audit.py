@@ -31,6 +31,7 @@ import grpc
 
 from overgang.grpc.roles import Caller
 from overgang.logging import get_logger, redact, redact_text
+from overgang.retry import is_transient
 
 log = get_logger(__name__)
 
@@ -192,6 +193,11 @@ def current_rpc() -> str:
 
 async def _internal_error(context: Any, name: str, exc: Exception) -> None:
     reference = uuid.uuid4().hex[:12]
+    if is_transient(exc):  # a database or Kafka outage: the client should retry
+        log.warning("grpc.unavailable", rpc=name, reference=reference, error=repr(exc))
+        await context.abort(
+            grpc.StatusCode.UNAVAILABLE, f"temporarily unavailable, retry ({reference})"
+        )
     log.error("grpc.internal_error", rpc=name, reference=reference, error=repr(exc))
     await context.abort(
         grpc.StatusCode.INTERNAL, f"internal error; the service logged it as {reference}"

@@ -14,7 +14,6 @@ import pytest
 from fault.outage import (
     Broker,
     Intake,
-    OutboxStuck,
     Stack,
     check_everything,
     in_background,
@@ -48,18 +47,8 @@ def stack(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield stack
 
 
-# Until the kernel's OutboxRelay renews its producer after a failed pass: an idempotent
-# aiokafka producer whose send failed while the broker went away can stay out of
-# sequence with the broker for good (OutOfOrderSequenceNumber on every later send,
-# aiokafka #1017), and the acknowledged events stay in the outbox until a restart. Seen
-# in 1 of 7 runs here; with the relay renewing its producer 2 of 2 passed. Only that
-# failure is expected (`OutboxStuck`); remove the marker with the fix.
-@pytest.mark.xfail(
-    raises=OutboxStuck,
-    reason="kernel OutboxRelay keeps an idempotent producer that is out of sequence after "
-    "a broker outage (aiokafka #1017)",
-    strict=False,
-)
+# An idempotent producer whose send failed while the broker went away can stay out of
+# sequence for good (aiokafka #1017): the relay renews it after a failed pass.
 def test_intake_answers_from_the_outbox_while_the_broker_is_down_and_all_drains_after(
     broker: Broker, stack: Stack
 ) -> None:
