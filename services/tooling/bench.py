@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from discharge.domain.live_clock import ClockEntry, Rules, apply_event, apply_tick
 from discharge.rules import load_profile, load_rates
-from discharge.store import entry_from_json, entry_to_json
+from discharge.table import entry_from_json, entry_to_json
 from overgang.codec import event_to_json, parse_event_json
 from tooling.replay import replay
 from tooling.simulation import all_events, simulate_month
