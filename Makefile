@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PROTO_OUT := services
 PROTOS := $(wildcard proto/overgang/v1/*.proto)
 
-.PHONY: install proto proto-check lint test test-unit test-fault bench demo kafka-start kafka-stop clean
+.PHONY: install proto proto-check lint test test-unit test-fault bench bench-state demo kafka-start kafka-stop clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -58,8 +58,12 @@ test-fault: install
 bench: install
 	$(BIN)/python -m tooling.bench
 
+# The discharge worker's state as history grows: ticks, memory, restores (BENCHMARKS.md).
+bench-state: install
+	$(BIN)/python -m tooling.bench_state
+
 demo: install
 	$(BIN)/overgang demo
 
 clean:
-	rm -rf $(VENV) .kafka .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .kafka .kafka-test .pytest_cache .mypy_cache .ruff_cache
