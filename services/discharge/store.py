@@ -30,21 +30,29 @@ class ClockArchive:
         self.now = now
 
     def put(self, entry: ClockEntry) -> None:
-        """Archive (or re-archive) a clock; idempotent, so a crash between this and the
-        table's delete only archives it twice."""
+        self.put_many([entry])
+
+    def put_many(self, entries: list[ClockEntry]) -> None:
+        """Archive (or re-archive) clocks in one transaction; idempotent, so a crash
+        between this and the table's delete only archives them twice."""
+        now = self.now()
+        with Session(self.engine) as session:
+            for entry in entries:
+                session.merge(self._row(entry, now))
+            session.commit()
+
+    @staticmethod
+    def _row(entry: ClockEntry, now: dt.datetime) -> ArchivedClockRow:
         days = entry.announced.days if entry.announced else ()
-        row = ArchivedClockRow(
+        return ArchivedClockRow(
             episode_id=entry.episode_id,
             her_id=_her_id(entry.episode_id),
             first_day=min((d.date for d in days), default=None),
             last_day=max((d.date for d in days), default=None),
             entry_json=json.dumps(entry_to_json(entry), separators=(",", ":")),
-            archived_at=self.now(),
+            archived_at=now,
             restored=False,
         )
-        with Session(self.engine) as session:
-            session.merge(row)
-            session.commit()
 
     def get(self, episode_id: str) -> ClockEntry | None:
         """The archived clock, unless a late event brought it back to the hot table."""

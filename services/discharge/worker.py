@@ -176,11 +176,12 @@ class ClockWorker:
     async def _archive_quiet(self, partition: int, day: dt.date) -> None:
         if self.archive is None:
             return
-        for episode_id in self.store.quiet_before(partition, day - self.retention):
-            entry = self.store.get(episode_id)
-            if entry is not None:
-                await asyncio.to_thread(self.archive.put, entry)  # before the table forgets
-                self.store.delete(episode_id)
+        quiet = self.store.quiet_before(partition, day - self.retention)
+        entries = [e for e in map(self.store.get, quiet) if e is not None]
+        if entries:
+            await asyncio.to_thread(self.archive.put_many, entries)  # before the table forgets
+            for entry in entries:
+                self.store.delete(entry.episode_id)
 
     async def _record(self, outcome: Outcome) -> None:
         entry = outcome.entry

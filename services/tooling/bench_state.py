@@ -136,8 +136,8 @@ def _fill_archive(archive: ClockArchive, count: int, template: Bench) -> None:
     entry = template.worker.store.get("80001:A0")
     assert entry is not None
     for start in range(0, count, 10_000):
-        for i in range(start, min(count, start + 10_000)):
-            archive.put(dataclasses_replace(entry, f"80001:A{i}"))
+        batch = range(start, min(count, start + 10_000))
+        archive.put_many([dataclasses_replace(entry, f"80001:A{i}") for i in batch])
 
 
 def dataclasses_replace(entry: Any, episode_id: str) -> Any:
