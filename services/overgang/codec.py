@@ -29,6 +29,7 @@ from overgang.event_rules import (
     EVENT_ID,
     LATEST,
     MAX_READY_AFTER_NOTICE,
+    MAX_REPEATED,
     MUNICIPALITY,
     InvalidEvent,
 )
@@ -92,6 +93,8 @@ def _enum(number: int, descriptor: EnumDescriptor, kind: type[E], path: str) -> 
 
 
 def _needs(values: Sequence[int], path: str) -> tuple[Need, ...]:
+    if len(values) > MAX_REPEATED:  # before any element is read
+        raise InvalidEvent(path, f"has more than {MAX_REPEATED} entries")
     needs: list[Need] = []
     for i, value in enumerate(values):
         need = _enum(value, events_pb2.Need.DESCRIPTOR, Need, f"{path}[{i}]")

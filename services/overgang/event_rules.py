@@ -16,6 +16,9 @@ DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z", re.ASCII)
 # Event times the clock can reason about; anything else is a broken record.
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+# Repeated fields (needs) hold at most this many entries: a 4 MiB list must not block
+# the event loop while it is read (issue 8 item 8).
+MAX_REPEATED = 32
 # A discharge-ready notice may announce a readiness at most this far after itself.
 MAX_READY_AFTER_NOTICE = dt.timedelta(days=31)
 # RFC 3339 with offset, as google.protobuf.Timestamp's JSON form; the date is checked apart.

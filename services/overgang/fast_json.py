@@ -26,6 +26,7 @@ from overgang.event_rules import (
     EVENT_ID,
     LATEST,
     MAX_READY_AFTER_NOTICE,
+    MAX_REPEATED,
     MUNICIPALITY,
     RFC3339,
 )
@@ -118,8 +119,8 @@ def _instant(value: object) -> dt.datetime | None:
 
 def _needs(values: object) -> tuple[Need, ...] | None:
     """Known need names, repeats dropped (first place kept); None if any is not one."""
-    if type(values) is not list:
-        return None
+    if type(values) is not list or len(values) > MAX_REPEATED:
+        return None  # the reference path gives the error
     needs: list[Need] = []
     for value in values:
         need = _NEEDS.get(value) if type(value) is str else None

@@ -12,7 +12,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from overgang.event_rules import RFC3339, InvalidEvent
+from overgang.event_rules import MAX_REPEATED, RFC3339, InvalidEvent
 from overgang.national_ids import contains_national_id
 
 # A field name that may be echoed in an error (never digits only, never a national id).
@@ -58,6 +58,8 @@ def _check_object(value: Any, descriptor: Descriptor, path: str) -> None:
         if field.is_repeated:
             if not isinstance(item, list):
                 raise InvalidEvent(where, "must be a list")
+            if len(item) > MAX_REPEATED:  # before any element is read
+                raise InvalidEvent(where, f"has more than {MAX_REPEATED} entries")
             for i, element in enumerate(item):
                 _check_value(element, field, f"{where}[{i}]")
         else:

@@ -12,11 +12,12 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from overgang.event_rules import MAX_REPEATED
 from overgang.events import EpisodeEvent, EventKind
 
 # Entries of a repeated field (needs, expectedNeeds): there are eight needs, so more is
 # never a real event, and a long list is a denial of service (decoded one by one).
-MAX_NEEDS = 32
+MAX_NEEDS = MAX_REPEATED  # the decoder's cap, checked at the gRPC edge before decoding
 BUILT_IN = Path(__file__).with_name("plausibility.toml")
 _KEYS = ("max_age_days", "max_before_first_event_days", "max_ready_before_notice_days")
 

@@ -248,17 +248,9 @@ def test_no_consumer_stops(run: Run) -> None:
     assert (set(late.values()), alive) == ({"processed"}, list(SERVICES)), late
 
 
-@pytest.mark.xfail(strict=True, reason="the changes named in the corpus's `pending` entries")
-def test_the_pending_rules_hold(run: Run) -> None:
-    waiting = [
-        (s.record, s.alias, service)
-        for s in run.sent
-        for service in CONSUMERS[s.alias]
-        if (s.alias, service) in s.record.pending
-    ]
-    found = {(r.id, alias, svc): run.outcome[(r.id, alias, svc)] for r, alias, svc in waiting}
-    intended = {(r.id, alias, svc): r.outcomes[(alias, svc)] for r, alias, svc in waiting}
-    assert found == intended
+def test_no_record_waits_for_a_rule_still_to_come() -> None:
+    # A corpus entry may name a rule not built yet (`pending`); today every rule holds.
+    assert [r.id for r in load("check") if r.pending] == []
 
 
 # ------------------------------------------------------------------------- no leaks

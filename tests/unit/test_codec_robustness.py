@@ -197,3 +197,25 @@ def test_a_corrupted_protobuf_record_only_ever_raises_invalid_event(
     position = at_byte % len(value)
     value[position : position + len(noise)] = noise
     _outcome(decode_event, bytes(value))
+
+
+def test_a_needs_list_longer_than_the_cap_is_one_error_before_its_entries_are_read() -> None:
+    line = json.dumps(
+        {
+            "eventId": "e1",
+            "episodeId": "81234:E1",
+            "occurredAt": "2024-03-04T09:00:00Z",
+            "municipality": "1103",
+            "division": "SOMATIC",
+            "dischargeReadyNotified": {
+                "readyAt": "2024-03-04T08:00:00Z",
+                "needs": ["HOME_NURSING"] * 33,
+            },
+        }
+    )
+    with pytest.raises(InvalidEvent) as error:
+        parse_event_json(line)
+    assert (error.value.field, error.value.reason) == (
+        "dischargeReadyNotified.needs",
+        "has more than 32 entries",
+    )
