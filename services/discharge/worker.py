@@ -118,7 +118,8 @@ class ClockWorker:
         # when the record was written (the episode's history is judged at the gRPC edge).
         now = judged_now(record, self.now())
         if violations := event_violations(decoded, now=now, windows=self.windows):
-            raise InvalidEvent(violations[0][0], describe(violations))
+            field, reason = violations[0]
+            raise InvalidEvent(field, reason if len(violations) == 1 else describe(violations))
         return decoded
 
     async def on_episode_event(self, record: ConsumedRecord) -> None:

@@ -35,6 +35,7 @@ from overgang.codec import encode_event
 from overgang.events import MUNICIPAL_KINDS, OSLO, Destination, Division, EpisodeEvent, EventKind
 from overgang.kafka.records import Consumed, Headers
 from overgang.kafka.topics import CLOCK_TICKS, HOSPITAL_EVENTS, MUNICIPAL_EVENTS
+from overgang.plausibility import Windows
 from overgang.sql.engine import make_engine
 from overgang.sql.migrations import migrate
 
@@ -97,6 +98,10 @@ class Bench:
             dead_letter,
             archive=archive,
             retention_days=30,
+            # The bench's clocks reach back a year: no plausibility window in the way.
+            windows=Windows(
+                dt.timedelta(days=10_000), dt.timedelta(days=10_000), dt.timedelta(days=7)
+            ),
         )
 
     def feed(self, events: list[EpisodeEvent]) -> None:
