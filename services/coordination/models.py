@@ -16,6 +16,7 @@ from coordination.domain.due import DueRule
 from coordination.domain.planning import Episode
 from coordination.domain.task import Priority, Task, TaskStatus
 from overgang.events import Need
+from overgang.sql.engine import aware
 from overgang.sql.outbox import OutboxRow
 from overgang.vocabulary import Stage, TaskKind
 
@@ -106,10 +107,6 @@ class ProcessedEventRow(SQLModel, table=True):
 
 
 # ------------------------------------------------------------------- rows <-> domain
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-
-
 def task_of(row: TaskRow) -> Task:
     return Task(
         task_id=row.task_id,
@@ -118,14 +115,14 @@ def task_of(row: TaskRow) -> Task:
         unit=row.unit,
         kind=TaskKind(row.kind),
         title=row.title,
-        due_at=_aware(row.due_at),
+        due_at=aware(row.due_at),
         priority=Priority(row.priority),
         status=TaskStatus(row.status),
         trigger_event_id=row.trigger_event_id,
-        trigger_at=_aware(row.trigger_at),
+        trigger_at=aware(row.trigger_at),
         due_rule=DueRule.parse(row.due_rule),
-        created_at=_aware(row.created_at),
-        updated_at=_aware(row.updated_at),
+        created_at=aware(row.created_at),
+        updated_at=aware(row.updated_at),
         escalated=row.escalated,
         escalated_to=row.escalated_to,
         claimed_by=row.claimed_by,

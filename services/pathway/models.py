@@ -23,6 +23,7 @@ from sqlalchemy import LargeBinary, MetaData
 from sqlmodel import Column, Field, SQLModel
 
 from overgang.events import Need
+from overgang.sql.engine import aware
 from overgang.sql.outbox import OutboxRow
 from overgang.vocabulary import Stage
 from pathway.domain.state_machine import HistoryEntry, PathwayState
@@ -100,11 +101,6 @@ class PathwayRow(SQLModel, table=True):
 
 
 # ------------------------------------------------------------------- rows <-> domain
-def aware(stamp: dt.datetime) -> dt.datetime:
-    """A datetime as read back from a row: SQLite drops the zone of what was UTC."""
-    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.UTC)
-
-
 def task_of(row: TaskRow) -> TaskReport:
     return TaskReport(
         task_id=row.task_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +42,8 @@ def make_engine(database_url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def aware(stamp: dt.datetime) -> dt.datetime:
+    """A datetime as read back from a row: SQLite drops the zone of what was UTC."""
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.UTC)
