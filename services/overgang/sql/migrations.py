@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import fcntl
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, MetaData
+from sqlalchemy import Engine, MetaData, text
 
 
 def alembic_config(script_location: Path, engine: Engine | None = None) -> Config:
@@ -20,8 +22,41 @@ def alembic_config(script_location: Path, engine: Engine | None = None) -> Confi
     return config
 
 
+@contextlib.contextmanager
+def _one_migrator(engine: Engine) -> Iterator[None]:
+    """Replicas starting together must not both create the tables: a file lock beside a
+    SQLite database, a session advisory lock on PostgreSQL."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        with open(f"{url.database}.migrate-lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    if url.get_backend_name() == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
+        return
+    yield
+
+
+_LOCK_KEY = 0x6F76657267616E67  # "overgang"
+
+
 def migrate(engine: Engine, script_location: Path) -> None:
-    """`alembic upgrade head` on this engine (SQLite or PostgreSQL)."""
+    """`alembic upgrade head` on this engine (SQLite or PostgreSQL), one process at a
+    time."""
+    with _one_migrator(engine):
+        _upgrade(engine, script_location)
+
+
+def _upgrade(engine: Engine, script_location: Path) -> None:
     with engine.begin() as connection:
         config = alembic_config(script_location, engine)
         config.attributes["connection"] = connection
