@@ -55,8 +55,25 @@ test: install proto-check lint
 test-fault: install
 	$(BIN)/python -m pytest tests/fault -q
 
+# Hot paths and `overgang replay` through the CLI, as ratios to json.loads of the same
+# lines measured in the same run (BENCHMARKS.md); a few minutes, not part of `make test`.
 bench: install
 	$(BIN)/python -m tooling.bench
+
+# A national year (1 000 000 events) through `overgang replay`; the file is made once.
+bench-national: install
+	$(BIN)/python -m tooling.bench_replay --events 1000000
+
+# python -m discharge on real Kafka vs a bare aiokafka consumer (own broker, port 19292).
+bench-live: install
+	$(BIN)/python -m tooling.bench_live
+
+# The local stack under load over gRPC: event -> task p50/p99 (own broker, port 19392);
+# e.g. make load LOAD_ARGS="--rate 30 --seconds 120".
+LOAD_ARGS ?=
+load: install
+	$(BIN)/python -m tooling.load $(LOAD_ARGS)
+.PHONY: bench-national bench-live load
 
 # The discharge worker's state as history grows: ticks, memory, restores (BENCHMARKS.md).
 bench-state: install

@@ -58,3 +58,18 @@ def service_env(bootstrap: str, data_dir: Path, clock_date: str) -> dict[str, st
         "DISCHARGE_METRICS_ADDR": f"127.0.0.1:{free_port()}",
         "COORDINATION_METRICS_ADDR": f"127.0.0.1:{free_port()}",
     }
+
+
+def machine() -> str:
+    """CPU model, cores, memory and the load average now (a shared machine's figures
+    move with it: read every ratio with it)."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in info.splitlines() if "model name" in ln), "?"
+    )
+    meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
+    total_kb = next(
+        (int(ln.split()[1]) for ln in meminfo.splitlines() if ln.startswith("MemTotal")), 0
+    )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"machine: {model}, {os.cpu_count()} cores, {total_kb / 2**20:.0f} GiB, load {load}"
