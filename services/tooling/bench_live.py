@@ -26,6 +26,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -59,33 +60,27 @@ def marker_events(label: str, partitions: int, answered: bool) -> list[EpisodeEv
     """Per partition, an episode the clock announces at once: a period opened a month
     before the clock date (days accrue), and with `answered` a "can receive" on its
     first day on the municipal topic (the accrued days are reversed)."""
-    events = []
+    events: list[EpisodeEvent] = []
     day = dt.datetime(2024, 3, 1, 10, tzinfo=OSLO)
     for partition in range(partitions):
         episode = _marker_id(label, partition, partitions)
-        base = EpisodeEvent(
-            f"{episode}:1", episode, day, "1103", Division.SOMATIC, EventKind.ADMITTED
-        )
-        events.append(dataclasses.replace(base, kind=EventKind.ADMISSION_NOTIFIED))
-        events.append(
+        base = EpisodeEvent("", episode, day, "1103", Division.SOMATIC, EventKind.ADMITTED)
+        steps: list[tuple[EventKind, dict[str, Any]]] = [
+            (EventKind.ADMISSION_NOTIFIED, {}),
+            (EventKind.DISCHARGE_READY_NOTIFIED, {"ready_at": day}),
+        ]
+        if answered:
+            steps.append((EventKind.MUNICIPALITY_ANSWERED, {"can_receive": True}))
+        events.extend(
             dataclasses.replace(
                 base,
-                event_id=f"{episode}:2",
-                occurred_at=day + dt.timedelta(hours=1),
-                kind=EventKind.DISCHARGE_READY_NOTIFIED,
-                ready_at=day,
+                event_id=f"{episode}:{n}",
+                occurred_at=day + dt.timedelta(hours=n),
+                kind=kind,
+                **extra,
             )
+            for n, (kind, extra) in enumerate(steps)
         )
-        if answered:
-            events.append(
-                dataclasses.replace(
-                    base,
-                    event_id=f"{episode}:3",
-                    occurred_at=day + dt.timedelta(hours=2),
-                    kind=EventKind.MUNICIPALITY_ANSWERED,
-                    can_receive=True,
-                )
-            )
     return events
 
 

@@ -26,11 +26,13 @@ import argparse
 import asyncio
 import dataclasses
 import datetime as dt
+import math
 import random
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -107,7 +109,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+    return ordered[min(len(ordered), max(1, math.ceil(q / 100 * len(ordered)))) - 1]
 
 
 @dataclass
@@ -230,8 +232,9 @@ def report(m: Measured, rate: float) -> list[str]:
     return lines
 
 
-def start_stack(bootstrap: str) -> tuple[Settings, list[ServiceProcess]]:
-    env = service_env(bootstrap, LOAD_DIR / "services", "")
+def start_stack(bootstrap: str, directory: Path) -> tuple[Settings, list[ServiceProcess]]:
+    """The three services on `bootstrap`, data and logs under `directory`."""
+    env = service_env(bootstrap, directory / "services", "")
     env["OVERGANG_PSEUDONYM_KEY"] = "load-harness-key"
     settings = Settings(
         pathway_grpc=env["PATHWAY_GRPC_ADDR"],
@@ -239,7 +242,7 @@ def start_stack(bootstrap: str) -> tuple[Settings, list[ServiceProcess]]:
         discharge_grpc=env["DISCHARGE_GRPC_ADDR"],
     )
     processes = [
-        ServiceProcess(s.module, s.address, LOAD_DIR / "logs" / f"{s.name}.log", env=env).start()
+        ServiceProcess(s.module, s.address, directory / "logs" / f"{s.name}.log", env=env).start()
         for s in services(settings)
     ]
     for process in processes:
@@ -259,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     shutil.rmtree(LOAD_DIR, ignore_errors=True)
     with own_broker(broker_env(19392, LOAD_DIR / "kafka")) as bootstrap:
-        settings, processes = start_stack(bootstrap)
+        settings, processes = start_stack(bootstrap, LOAD_DIR)
         try:
             m = asyncio.run(
                 drive(settings, args.rate, args.seconds, args.episodes, args.gap, args.drain)
