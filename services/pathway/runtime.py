@@ -20,6 +20,7 @@ from overgang.kafka.topics import ensure_topics
 from overgang.logging import get_logger
 from overgang.metrics_watch import ServiceMetrics, count_by
 from overgang.plausibility import load_windows
+from overgang.shutdown import bounded
 from overgang.sql.engine import make_engine
 from overgang.sql.migrations import migrate
 from overgang.sql.outbox import OutboxRelay
@@ -159,16 +160,14 @@ class PathwayRuntime:
                 await task
         self._tasks.clear()
         if self.streams is not None:
-            await self.streams.stop()
+            await bounded(self.streams.stop(), "consumer", log)
         if self.watch_feed is not None:
-            await self.watch_feed.stop()
+            await bounded(self.watch_feed.stop(), "watch feed", log)
         if self.relay is not None:
-            try:  # publish what the last requests committed
-                await asyncio.wait_for(self.relay.publish_pending(), timeout=grace)
-            except Exception as exc:
-                log.warning("outbox.final_publish_failed", error=str(exc))
-            await self.relay.stop()
-        await self.audit_trail.stop()
+            # Publish what the last requests committed; what is left goes at the next start.
+            await bounded(self.relay.publish_pending(), "outbox final publish", log, grace)
+            await bounded(self.relay.stop(), "outbox relay", log)
+        await bounded(self.audit_trail.stop(), "audit sink", log)
         self.metrics.close()
         self.engine.dispose()
         log.info("pathway.stopped")
