@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -34,29 +33,26 @@ def unique_events(events: Iterable[EpisodeEvent]) -> tuple[list[EpisodeEvent], l
 
     Of two different events with one id the one whose canonical form sorts first is
     kept; each other version is one conflict. Both depend only on the set of events."""
-    versions: dict[str, set[EpisodeEvent]] = defaultdict(set)
+    first: dict[str, EpisodeEvent] = {}
+    versions: dict[str, set[EpisodeEvent]] = {}  # only ids with two different versions
     for event in events:
-        versions[event.event_id].add(event)
-    kept: list[EpisodeEvent] = []
+        seen = first.setdefault(event.event_id, event)
+        if seen is not event and seen != event:
+            versions.setdefault(event.event_id, {seen}).add(event)
     conflicts: list[Conflict] = []
     for event_id in sorted(versions):
-        group = versions[event_id]
-        if len(group) == 1:  # the common case: no canonical form needed (make bench-state)
-            kept.extend(group)
-            continue
-        first, *others = sorted(group, key=_canonical)
-        kept.append(first)
-        if others:
-            conflicts.append(
-                Conflict(
-                    ConflictKind.DUPLICATE_EVENT_ID,
-                    event_id,
-                    event_id,
-                    f"{len(others) + 1} different events share this id; kept the one "
-                    "whose canonical form sorts first",
-                )
+        kept, *others = sorted(versions[event_id], key=_canonical)
+        first[event_id] = kept
+        conflicts.append(
+            Conflict(
+                ConflictKind.DUPLICATE_EVENT_ID,
+                event_id,
+                event_id,
+                f"{len(others) + 1} different events share this id; kept the one "
+                "whose canonical form sorts first",
             )
-    return sorted(kept, key=EpisodeEvent.sort_key), conflicts
+        )
+    return sorted(first.values(), key=EpisodeEvent.sort_key), conflicts
 
 
 def seen_as_of(ordered: list[EpisodeEvent], as_of: dt.date) -> list[EpisodeEvent]:
