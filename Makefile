@@ -68,7 +68,7 @@ bench-national: install
 bench-live: install
 	$(BIN)/python -m tooling.bench_live
 
-# The local stack under load over gRPC: event -> task p50/p99 (own broker, port 19392);
+# The local stack under load over gRPC: event -> task p50/p99 (own broker, port 19492);
 # e.g. make load LOAD_ARGS="--rate 30 --seconds 120".
 LOAD_ARGS ?=
 load: install

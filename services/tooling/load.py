@@ -1,5 +1,5 @@
 """`make load`: the local stack under a chosen load (issue 10, items 5 and 6), bounded in
-time and count, on loopback only, with a broker of its own (port 19392, data under
+time and count, on loopback only, with a broker of its own (port 19492, data under
 .data/load; KAFKA_PORT and OVERGANG_KAFKA_DATA override), wiped first.
 
 Hospital events go in over gRPC (`PathwayService.SubmitHospitalEvent`) at `--rate` events
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain", type=float, default=30.0, help="seconds to wait for tasks")
     args = parser.parse_args(argv)
     shutil.rmtree(LOAD_DIR, ignore_errors=True)
-    with own_broker(broker_env(19392, LOAD_DIR / "kafka")) as bootstrap:
+    with own_broker(broker_env(19492, LOAD_DIR / "kafka")) as bootstrap:
         settings, processes = start_stack(bootstrap, LOAD_DIR)
         try:
             m = asyncio.run(
