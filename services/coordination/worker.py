@@ -24,7 +24,7 @@ from coordination.domain.planning import PathwayChange
 from coordination.domain.task import Task
 from coordination.store import Clock, TaskStore
 from overgang.codec import InvalidEvent
-from overgang.kafka.records import ConsumedRecord, Headers, send_dead_letter
+from overgang.kafka.records import ConsumedRecord, Headers, processing_failed, send_dead_letter
 from overgang.logging import get_logger
 from overgang.retry import until_done
 
@@ -57,7 +57,7 @@ class CoordinationWorker:
             reason = str(exc)
         except Exception as exc:  # a bug must not stop the partition; keep the record
             log.exception("coordination.record_failed", topic=record.topic, offset=record.offset)
-            reason = f"processing failed: {type(exc).__name__}: {exc}"
+            reason = processing_failed(exc)
         await self.dead_letter(record, reason)
         return []
 

@@ -36,6 +36,7 @@ from overgang.kafka.records import (
     content_type,
     headers_of,
     judged_now,
+    processing_failed,
     send_dead_letter,
 )
 from overgang.logging import get_logger
@@ -88,7 +89,7 @@ class ClockWorker:
             )
         except Exception as exc:  # a bug must not stop every other episode's clock
             log.exception("clock.failed", topic=record.topic)
-            await self.dead_letter(record, f"processing failed: {type(exc).__name__}: {exc}")
+            await self.dead_letter(record, processing_failed(exc))
 
     async def _handle_once(self, record: ConsumedRecord) -> None:
         # Safe to repeat: the table is written only after the announcements were

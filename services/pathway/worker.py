@@ -24,6 +24,7 @@ from overgang.kafka.records import (
     content_type,
     headers_of,
     judged_now,
+    processing_failed,
     send_dead_letter,
 )
 from overgang.kafka.topics import COORDINATION_TASKS, HOSPITAL_EVENTS, MUNICIPAL_EVENTS
@@ -84,7 +85,7 @@ class PathwayWorker:
                 partition=record.partition,
                 offset=record.offset,
             )
-            reason = f"processing failed: {type(exc).__name__}: {exc}"
+            reason = processing_failed(exc)
         else:
             if not recorded.duplicate:
                 self.on_commit()

@@ -123,9 +123,3 @@ def task_id_for(episode_id: str, kind: TaskKind, trigger_event_id: str) -> str:
 def overdue(tasks: Iterable[Task], now: dt.datetime) -> list[Task]:
     """Escalate, once, every open or claimed task whose due time has passed."""
     return [t.escalate(now) for t in tasks if t.active and not t.escalated and t.due_at < now]
-
-
-def unit_matches(unit: str, scope: str) -> bool:
-    """`scope` covers `unit`: the same unit or one of its sub-units ("HEALTH_OFFICE"
-    covers "HEALTH_OFFICE/MADLA_HILLEVAAG")."""
-    return unit == scope or unit.startswith(scope + "/")

@@ -165,6 +165,11 @@ async def send_dead_letter(
     )
 
 
+def processing_failed(exc: BaseException) -> str:
+    """The dead-letter reason of a record whose handling hit a bug (not a transient error)."""
+    return f"processing failed: {type(exc).__name__}: {exc}"
+
+
 def reason_of(headers: Headers) -> str | None:
     value = header(headers, REASON)
     return value.decode("utf-8", "replace") if value is not None else None
