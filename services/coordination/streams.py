@@ -11,6 +11,7 @@ import faust
 
 from coordination.worker import SERVICE, CoordinationWorker
 from overgang.config import Settings
+from overgang.kafka.delivery_watch import watch_delivery
 from overgang.kafka.security import faust_app_options
 from overgang.kafka.topics import PATHWAY_EVENTS
 from overgang.metrics import process_metrics
@@ -49,10 +50,14 @@ def create_app(
         value_serializer="raw",
     )
 
+    delivery = watch_delivery(app, SERVICE)
+
     @app.agent(pathway_events, name="coordination-pathway-events")  # type: ignore[untyped-decorator]
     async def on_pathway_events(stream: Any) -> None:
         metrics = process_metrics()
         async for event in stream.events():
+            if not await delivery.admit(event.message):
+                continue  # sought back to a record faust lost: this one comes again
             metrics.record_in(SERVICE, event.message.topic)
             await worker.handle_record(event.message)
             metrics.record_processed(SERVICE, event.message.topic)

@@ -150,5 +150,5 @@ def build(settings: Settings) -> ClockStreams:
 def run(settings: Settings) -> None:
     """Until SIGTERM/SIGINT: the Faust worker owns the event loop and the signals."""
     streams = build(settings)
-    worker = faust.Worker(streams.app, loglevel="WARNING", redirect_stdouts=False)
+    worker = faust.Worker(streams.app, loglevel=settings.faust_log_level, redirect_stdouts=False)
     worker.execute_from_commandline()

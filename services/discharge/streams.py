@@ -31,6 +31,7 @@ from overgang.codec import CONTENT_TYPE_JSON
 from overgang.config import Settings
 from overgang.events import OSLO
 from overgang.kafka import topics
+from overgang.kafka.delivery_watch import watch_delivery
 from overgang.kafka.records import Headers
 from overgang.kafka.security import faust_app_options
 from overgang.metrics import process_metrics
@@ -139,10 +140,14 @@ def create_streams(
         windows=load_windows(settings.plausibility_file or None),
     )
 
+    delivery = watch_delivery(app, SERVICE)
+
     @app.agent(source)
     async def clock(stream: Any) -> None:
         metrics = process_metrics()
         async for event in stream.events():
+            if not await delivery.admit(event.message):
+                continue  # sought back to a record faust lost: this one comes again
             metrics.record_in(SERVICE, event.message.topic)
             await worker.handle(event.message)
             metrics.record_processed(SERVICE, event.message.topic)

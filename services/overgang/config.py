@@ -128,6 +128,8 @@ class Settings:
     # Appended to Faust app ids (consumer groups, changelog topics): lets tests and a
     # second deployment on the same cluster keep their own state.
     app_id_suffix: str = field(default_factory=lambda: _env("OVERGANG_APP_ID_SUFFIX", ""))
+    # faust's own log (rebalances, recovery); WARNING keeps it quiet, INFO for diagnosis.
+    faust_log_level: str = field(default_factory=lambda: _env("OVERGANG_FAUST_LOGLEVEL", "WARNING"))
     tls_cert: str = field(default_factory=lambda: _env("OVERGANG_TLS_CERT", ""))
     tls_key: str = field(default_factory=lambda: _env("OVERGANG_TLS_KEY", ""))
     tls_client_ca: str = field(default_factory=lambda: _env("OVERGANG_TLS_CLIENT_CA", ""))

@@ -9,6 +9,7 @@ import random
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -42,6 +43,8 @@ def two_workers(kafka_bootstrap: str, tmp_path: Path) -> Iterator[list[ServicePr
                     "OVERGANG_CLOCK_DATE": CLOCK_DATE,
                     "OVERGANG_DATA_DIR": str(tmp_path / f"data-{n}"),
                     "OVERGANG_APP_ID_SUFFIX": suffix,
+                    # faust's rebalance and recovery steps, for a failure's explanation
+                    "OVERGANG_FAUST_LOGLEVEL": "INFO",
                 },
             ).start()
         )
@@ -73,6 +76,35 @@ def test_a_worker_leaving_hands_its_partitions_over_with_the_same_numbers(
     expected = replay_statements(history)
 
     first, second = two_workers
+    with logs_on_failure(two_workers):
+        hand_over(first, second, expected, her_id)
+
+
+@contextmanager
+def logs_on_failure(workers: list[ServiceProcess]) -> Iterator[None]:
+    """A failure shows what each worker's faust did (rebalances, recovery, rewinds)."""
+    try:
+        yield
+    except AssertionError as failure:
+        steps = "\n\n".join(f"{w.log_path.name}:\n{_steps(w.log_path)}" for w in workers)
+        raise AssertionError(f"{failure}\n\n{steps}") from None
+
+
+def _steps(path: Path) -> str:
+    words = ("rebalanc", "recover", "assign", "revok", "rewound", "Seek", "Resum", "ready")
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(line[:240] for line in lines if any(w in line for w in words))[-6000:]
+
+
+def hand_over(
+    first: ServiceProcess,
+    second: ServiceProcess,
+    expected: dict[str, dict[str, object]],
+    her_id: str,
+) -> None:
     # Either worker answers for every episode: calls for the other's partitions are
     # forwarded to it, so finance need not know which worker owns which episode.
     wait_until_equal(first.grpc_address, expected, timeout=120)
