@@ -1,12 +1,18 @@
 """WatchPathways across replicas: every pathway replica reads the whole
 `overgang.pathway-events.v1` topic (no consumer group: all partitions, from the end when
 it starts) and hands each PathwayEvent to its own watchers, so a watcher sees the
-changes every replica makes, once each, in each episode's order."""
+changes every replica makes, once each, in each episode's order.
+
+Once each needs the feed's help: the outbox relay publishes at least once, and every
+replica runs one over the shared outbox, so two relays can both send a row before either
+marks it published (and a relay re-sends its batch after a failed pass). The topic can
+then hold a PathwayEvent twice; the feed hands on the first copy of an event id only."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from google.protobuf.message import DecodeError
@@ -21,12 +27,34 @@ from pathway.watch import Broadcaster
 
 log = get_logger(__name__)
 
+# A repeat follows its first copy within a relay pass or two (200 rows a pass per
+# replica), so this many ids are ample; at roughly 200 bytes an id, a few MB.
+RECENT_EVENT_IDS = 20_000
+
+
+class RecentIds:
+    """The last `size` event ids seen; the oldest is forgotten first (bounded memory)."""
+
+    def __init__(self, size: int = RECENT_EVENT_IDS) -> None:
+        self.size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def first(self, event_id: str) -> bool:
+        """True unless `event_id` is among the last `size` ids seen."""
+        if event_id in self._ids:
+            return False
+        self._ids[event_id] = None
+        if len(self._ids) > self.size:
+            self._ids.popitem(last=False)
+        return True
+
 
 class WatchFeed:
     def __init__(self, settings: Settings, broadcaster: Broadcaster) -> None:
         self.settings = settings
         self.broadcaster = broadcaster
         self._consumer: AIOKafkaConsumer | None = None
+        self._delivered = RecentIds()  # why: the module's docstring (at-least-once relay)
         self.ready = asyncio.Event()  # positioned at the end of every partition
 
     async def start(self) -> None:
@@ -68,7 +96,8 @@ class WatchFeed:
                 continue
             delay = FIRST_DELAY_S
             for records in batches.values():
-                self.broadcaster.publish(self._decoded(records))
+                events = self._decoded(records)
+                self.broadcaster.publish([e for e in events if self._delivered.first(e.event_id)])
 
     @staticmethod
     def _decoded(records: list[object]) -> list[pathway_pb2.PathwayEvent]:
