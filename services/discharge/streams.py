@@ -39,6 +39,7 @@ from overgang.plausibility import load_windows
 
 APP_ID = "overgang-discharge"
 CATCH_UP_SECONDS = 300.0
+UNSENT_SWEEP_SECONDS = 10.0
 RAW = {"key_serializer": "raw", "value_serializer": "raw"}
 
 
@@ -63,17 +64,20 @@ class ClockStreams:
         faust's in-memory store drops a revoked partition's keys only if it read them from
         the changelog, not those this worker wrote itself. Those copies stop changing when
         the partition leaves, so they must never be served."""
-        if self.app.rebalancing:
-            return set()
-        return {
-            tp.partition
-            for tp in self.app.assignor.assigned_actives()
-            if tp.topic == topics.HOSPITAL_EVENTS
-        }
+        return active_partitions(self.app)
 
     def owns(self, episode_id: str) -> bool:
         """Whether this worker serves the episode's partition (see `served_partitions`)."""
         return self.partition_of(episode_id) in self.served_partitions()
+
+
+def active_partitions(app: faust.App) -> set[int]:
+    """The clock partitions the app is active for; none while it rebalances."""
+    if app.rebalancing:
+        return set()
+    return {
+        tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.HOSPITAL_EVENTS
+    }
 
 
 def _datadir(settings: Settings) -> str:
@@ -128,7 +132,17 @@ def create_streams(
     async def dead_letter(key: bytes | None, value: bytes | None, headers: Headers) -> None:
         await (await dlq.send(key=key, value=value, headers=headers))
 
-    store = ClockTable(table)
+    def changelog(partition: int, key: str, value: dict[str, Any] | None) -> Any:
+        # The table's write, done by hand so that it can be awaited (faust's own
+        # `table[key] = value` drops the changelog send's future) and done outside the
+        # agent (the unsent sweep): the store and then its changelog record.
+        if value is None:
+            table.data.pop(key, None)
+            return table.send_changelog(partition, key, None, value_serializer="raw")
+        table.data[key] = value
+        return table.send_changelog(partition, key, value)
+
+    store = ClockTable(table, changelog)
     worker = ClockWorker(
         store,
         rules,
@@ -166,6 +180,12 @@ def create_streams(
         if reload is not None and worker.use_rates(reload()):
             await send_ticks()
 
+    async def sweep_unsent() -> None:
+        # What a crash left unsent in the partitions this worker took over.
+        if owned := active_partitions(app):
+            await worker.flush_unsent(owned)
+
+    app.timer(interval=UNSENT_SWEEP_SECONDS)(sweep_unsent)
     app.crontab("0 0 * * *", timezone=OSLO, on_leader=True)(send_ticks)
     app.timer(interval=CATCH_UP_SECONDS)(send_ticks)
     app.timer(interval=settings.rates_poll_seconds)(reload_rates)

@@ -4,10 +4,11 @@ and the table as the worker and the gRPC API read it."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping, Sequence
 from typing import Any
 
 from discharge.domain.live_clock import ClockEntry, quiet_since
@@ -26,6 +27,12 @@ from overgang.codec import decode_event, encode_event
 from overgang.events import EpisodeEvent
 
 _EVIDENCE_FIELDS = dataclasses.fields(Evidence)
+
+# Writes one value of a partition (None deletes it) and returns the write in flight:
+# awaiting it waits until the write is durable (faust: the changelog record acknowledged).
+Changelog = Callable[[int, str, dict[str, Any] | None], Awaitable[Any]]
+# An entry with the liability events it is about to announce (serialised).
+Unsent = tuple[ClockEntry, Sequence[bytes]]
 
 
 class _Histories:
@@ -59,21 +66,75 @@ class ClockTable:
     """Episode id -> ClockEntry over a table of JSON values (a Faust table in the
     service, a dict in tests and benchmarks)."""
 
-    def __init__(self, table: MutableMapping[str, Any]) -> None:
+    def __init__(self, table: MutableMapping[str, Any], changelog: Changelog | None = None) -> None:
         self.table = table
+        self._changelog = changelog
         self._histories = _Histories()
 
     def get(self, episode_id: str) -> ClockEntry | None:
         value = self.table.get(episode_id)
         return self._entry(value) if value else None
 
-    def put(self, entry: ClockEntry) -> None:
-        events = self._histories.encoded(entry.episode_id, entry.events)
-        self.table[entry.episode_id] = entry_to_json(entry, events)
+    def _write(self, partition: int, key: str, value: dict[str, Any] | None) -> Awaitable[Any]:
+        if self._changelog is not None:
+            return self._changelog(partition, key, value)
+        if value is None:
+            self.table.pop(key, None)
+        else:
+            self.table[key] = value
+        return _DONE
+
+    def _value(self, entry: ClockEntry) -> dict[str, Any]:
+        return entry_to_json(entry, self._histories.encoded(entry.episode_id, entry.events))
+
+    async def put_unsent(self, items: Sequence[Unsent]) -> None:
+        """Write-ahead: each entry's new state together with the liability events it is
+        about to announce, durable before any of them is announced. After a crash the
+        table never lags what was announced: the events come again only as duplicates
+        (nothing recomputed under another interleaving), and what was about to be
+        announced is in `unsent` to be sent again (same bytes, same ids)."""
+        writes = []
+        for entry, values in items:
+            value = self._value(entry)
+            if values:
+                value["unsent"] = [base64.b64encode(v).decode() for v in values]
+            writes.append(self._write(entry.partition, entry.episode_id, value))
+        await asyncio.gather(*writes)
+
+    def mark_sent(self, entries: Iterable[ClockEntry]) -> None:
+        """The announcements are acknowledged: the entries without them (not awaited; a
+        write lost in a crash means only that they are announced once more)."""
+        for entry in entries:
+            _forget(self._write(entry.partition, entry.episode_id, self._value(entry)))
+
+    def unsent_of(self, episode_id: str) -> list[str]:
+        value = self.table.get(episode_id)
+        return list(value.get("unsent") or ()) if value else []
+
+    def unsent(self, partitions: set[int] | None = None) -> dict[str, list[str]]:
+        """Episode -> its unsent liability events (base64), of these partitions."""
+        found: dict[str, list[str]] = {}
+        for key, value in list(self.table.items()):
+            if (
+                value
+                and value.get("unsent")
+                and (partitions is None or value["partition"] in partitions)
+            ):
+                found[key] = value["unsent"]
+        return found
+
+    def clear_unsent(self, episode_id: str, sent: list[str]) -> None:
+        """`sent` was announced: drop it from the entry unless a newer state replaced it."""
+        value = self.table.get(episode_id)
+        if value and value.get("unsent") == sent:
+            rest = {k: v for k, v in value.items() if k != "unsent"}
+            _forget(self._write(int(value["partition"]), episode_id, rest))
 
     def delete(self, episode_id: str) -> None:
         self._histories.forget(episode_id)
-        self.table.pop(episode_id, None)
+        value = self.table.get(episode_id)
+        if value:
+            _forget(self._write(int(value["partition"]), episode_id, None))
 
     def _entry(self, value: dict[str, Any]) -> ClockEntry:
         return entry_from_json(value, self._histories.decoded(value["episode_id"], value["events"]))
@@ -109,6 +170,26 @@ class ClockTable:
             and (since := value.get("quiet_since")) is not None
             and since < cutoff
         ]
+
+
+async def _done() -> None:
+    return None
+
+
+class _Done:
+    """An awaitable that is already complete (a plain mapping's write)."""
+
+    def __await__(self) -> Any:
+        return _done().__await__()
+
+
+_DONE = _Done()
+
+
+def _forget(write: Awaitable[Any]) -> None:
+    """A write whose completion nobody waits for (faust sends it from its buffer)."""
+    if isinstance(write, asyncio.Future):
+        write.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
 def _day(value: dt.date | None) -> str | None:

@@ -2,13 +2,16 @@
 
 Kafka-free and clock-injected: the Faust wiring (`streams.py`) hands each consumed record
 to `ClockWorker.handle`, and the worker reads and writes the clock table through
-`ClockTable`. Liability events are sent and acknowledged before the table records them
-as announced: after a crash they may be announced again, with the same ids.
+`ClockTable`. Write-ahead: the table holds a clock's new state and the liability events
+it is about to announce, durably, before they are sent; once they are acknowledged it
+drops them. After a crash the table never lags what consumers saw, and what may not have
+been sent is sent again with the same ids (`flush_unsent`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import json
 from collections.abc import Awaitable, Callable, Sequence
@@ -74,6 +77,7 @@ class ClockWorker:
         self._announce = announce
         self._dead_letter = dead_letter
         self._sleep = sleep  # the retry backoff's (tests pass a fast one)
+        self._unsent_seen: dict[str, list[str]] = {}  # at the last sweep
 
     def today(self) -> dt.date:
         return self.now().astimezone(OSLO).date()
@@ -92,8 +96,8 @@ class ClockWorker:
             await self.dead_letter(record, processing_failed(exc))
 
     async def _handle_once(self, record: ConsumedRecord) -> None:
-        # Safe to repeat: the table is written only after the announcements were
-        # acknowledged, and a repeat announces the same ids.
+        # Safe to repeat: a repeat finds the event in the table's history and sends again
+        # only what the table holds as unsent (same ids).
         if record.topic == topics.CLOCK_TICKS:
             await self.on_tick(record)
         else:
@@ -142,9 +146,11 @@ class ClockWorker:
                 f"{record.partition}: producers must key by episode id (default partitioner)",
             )
             return
+        if unsent := self.store.unsent_of(event.episode_id):  # a crash or failed send left it
+            await self._send({event.episode_id: unsent})
         outcome = apply_event(entry, event, self.rules)
         if outcome.entry is not entry:  # else a duplicate
-            await self._record(outcome)
+            await self._record([outcome])
 
     async def _restore(self, episode_id: str, partition: int) -> ClockEntry | None:
         """An archived clock a late event brings back (its corrections follow)."""
@@ -166,13 +172,14 @@ class ClockWorker:
             # A forged or misconfigured tick must not bill days that have not happened.
             await self.dead_letter(record, "tick dated after tomorrow (Europe/Oslo)")
             return
+        await self.flush_unsent({record.partition}, at_once=True)
+        outcomes = []
         for entry in self.store.entries(record.partition, quiet=False):
             repriced = apply_rates(entry, self.rules)
-            if repriced.entry != entry:
-                await self._record(repriced)
             outcome = apply_tick(repriced.entry, day, self.rules)
-            if outcome.entry != repriced.entry:
-                await self._record(outcome)
+            if outcome.entry != entry:  # the re-pricing and the day as one write
+                outcomes.append(Outcome(outcome.entry, [*repriced.changes, *outcome.changes]))
+        await self._record(outcomes)
         await self._archive_quiet(record.partition, day)
 
     async def _archive_quiet(self, partition: int, day: dt.date) -> None:
@@ -185,22 +192,59 @@ class ClockWorker:
             for entry in entries:
                 self.store.delete(entry.episode_id)
 
-    async def _record(self, outcome: Outcome) -> None:
-        entry = outcome.entry
+    async def _record(self, outcomes: Sequence[Outcome]) -> None:
+        """New clock states and their liability events: durable in the table first, then
+        announced (every episode's at once), then marked sent."""
+        if not outcomes:
+            return
         emitted_at = self.now()
-        await self._announce(
-            entry.episode_id,
-            [
-                liability_event(change, entry.as_of, emitted_at).SerializeToString()
-                for change in outcome.changes
-            ],
-        )
-        self.store.put(entry)  # only after the announcements were acknowledged
+        items = [
+            (
+                o.entry,
+                [
+                    liability_event(c, o.entry.as_of, emitted_at).SerializeToString()
+                    for c in o.changes
+                ],
+            )
+            for o in outcomes
+        ]
+        await self.store.put_unsent(items)
+        announcing = [(entry, values) for entry, values in items if values]
+        await asyncio.gather(*(self._announce(e.episode_id, v) for e, v in announcing))
+        self.store.mark_sent(entry for entry, _ in announcing)
         metrics = process_metrics()
-        for change in outcome.changes:
-            metrics.liability_announced(SERVICE, change)
-        if entry.error:
-            log.error("clock.not_announced", episode=entry.episode_id, error=entry.error)
+        for outcome in outcomes:
+            for change in outcome.changes:
+                metrics.liability_announced(SERVICE, change)
+            if outcome.entry.error:
+                log.error(
+                    "clock.not_announced",
+                    episode=outcome.entry.episode_id,
+                    error=outcome.entry.error,
+                )
+
+    async def flush_unsent(self, partitions: set[int], *, at_once: bool = False) -> None:
+        """Send again what the table holds as unsent in these (owned) partitions: after a
+        crash or a failed send. A periodic sweep passes `at_once=False` and leaves out what
+        appeared since the last sweep (the stream is probably announcing it right now)."""
+        unsent = self.store.unsent(partitions)
+        if not at_once:
+            seen, self._unsent_seen = self._unsent_seen, unsent
+            unsent = {ep: values for ep, values in unsent.items() if seen.get(ep) == values}
+        await self._send(unsent)
+
+    async def _send(self, unsent: dict[str, list[str]]) -> None:
+        if not unsent:
+            return
+        log.info("clock.sending_unsent", episodes=len(unsent))
+        await asyncio.gather(
+            *(
+                self._announce(episode, [base64.b64decode(v) for v in values])
+                for episode, values in unsent.items()
+            )
+        )
+        for episode, values in unsent.items():
+            self.store.clear_unsent(episode, values)
 
     def use_rates(self, rates: RateTable | None) -> bool:
         """Switch to a new rate table (None: unchanged); True if it differs. The next

@@ -20,7 +20,6 @@ from collections.abc import Iterator
 import pytest
 
 from fault.outage import (
-    AnnouncementsDiffer,
     Intake,
     Stack,
     check_everything,
@@ -106,18 +105,10 @@ def test_a_service_killed_mid_stream_loses_and_repeats_nothing(stack: Stack, vic
     kill_mid_stream(stack, victim, seed=len(victim))
 
 
-# Until discharge's table cannot fall behind its announcements: a SIGKILL after a
-# correction was announced but before the table's changelog got the new state, and an
-# event of the other source topic processed before the redelivered one, announce the
-# same change again under another cause's id (seen in 2 of 11 kills of the clock: 22 days
-# reversed twice; one day too few). Only that failure is expected (`AnnouncementsDiffer`:
-# statements equal replay, the topic does not add up); remove the marker with the fix.
-@pytest.mark.xfail(
-    raises=AnnouncementsDiffer,
-    reason="discharge re-announces a correction under another id after a SIGKILL when the "
-    "redelivered events interleave differently",
-    strict=False,
-)
+# The clock's write-ahead (discharge/table.py `put_unsent`) is what this checks: before
+# it, a SIGKILL between an announced correction and the table's changelog write, with the
+# other source topic's event redelivered first, announced the same change again under
+# another cause's id (2 of 11 kills: 22 days reversed twice).
 def test_the_clock_killed_mid_stream_and_started_the_next_day_announces_each_day_once(
     stack: Stack,
 ) -> None:

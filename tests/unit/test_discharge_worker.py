@@ -4,6 +4,8 @@ infrastructure errors are waited out and lose nothing."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -25,6 +27,7 @@ from overgang.kafka.records import Consumed, Headers, reason_of
 from overgang.kafka.topics import CLOCK_TICKS, HOSPITAL_EVENTS, MUNICIPAL_EVENTS
 from overgang.sql.engine import make_engine
 from overgang.sql.migrations import migrate
+from overgang.v1.liability_pb2 import LiabilityEvent
 
 from .episode_story import RATES, Episode, at
 
@@ -197,3 +200,111 @@ def test_an_event_backdated_beyond_the_window_is_dead_lettered_with_the_reason()
     _run(harness, dataclasses.replace(_event_record(backdated), timestamp=written))
     reasons = [reason_of(h) or "" for h in harness.dead]
     assert (harness.table, ["before now" in r for r in reasons]) == ({}, [True])
+
+
+# ---------------------------------------------------------------- write-ahead, crashes
+class Crash(BaseException):
+    """A SIGKILL in the middle of a send: no handler, no retry, nothing after it runs."""
+
+
+class CrashingHarness(Harness):
+    async def announce(self, _episode_id: str, values: Sequence[bytes]) -> None:
+        raise Crash
+
+
+def _crashed_with_the_notice() -> tuple[Harness, list[bytes]]:
+    """A worker killed while announcing the notice's liability events; a new worker on
+    the table the changelog gives back, and the bytes the first one was sending."""
+    crashed = CrashingHarness()
+    with contextlib.suppress(Crash):
+        _run(crashed, _notice_record())
+    unsent = crashed.worker.store.unsent_of("81234:E1")
+    restarted = Harness()
+    restarted.table.update(crashed.table)
+    return restarted, [base64.b64decode(v) for v in unsent]
+
+
+def test_the_table_holds_what_a_crash_interrupted_before_anything_is_announced() -> None:
+    _restarted, unsent = _crashed_with_the_notice()
+    assert len(unsent) == 1  # the period's start, durable before it was sent
+
+
+def test_what_a_crash_left_unsent_is_announced_again_with_the_same_bytes() -> None:
+    restarted, unsent = _crashed_with_the_notice()
+    asyncio.run(restarted.worker.flush_unsent({0}, at_once=True))
+    assert (restarted.announced, restarted.worker.store.unsent_of("81234:E1")) == (unsent, [])
+
+
+def test_the_event_redelivered_after_a_crash_announces_only_what_was_unsent() -> None:
+    restarted, unsent = _crashed_with_the_notice()
+    _run(restarted, _notice_record())  # the offset was not committed: it comes again
+    assert restarted.announced == unsent
+
+
+def test_the_sweep_leaves_what_appeared_since_its_last_pass_to_the_stream() -> None:
+    restarted, unsent = _crashed_with_the_notice()
+    asyncio.run(restarted.worker.flush_unsent({0}))
+    first = list(restarted.announced)
+    asyncio.run(restarted.worker.flush_unsent({0}))
+    assert (first, restarted.announced) == ([], unsent)
+
+
+def test_the_sweep_sends_nothing_of_a_partition_this_worker_does_not_own() -> None:
+    restarted, _unsent = _crashed_with_the_notice()
+    for _ in range(2):
+        asyncio.run(restarted.worker.flush_unsent({1, 2}))
+    assert restarted.announced == []
+
+
+class KilledAfterSending(Harness):
+    """Killed right after its next announcement was acknowledged."""
+
+    armed = False
+
+    async def announce(self, episode_id: str, values: Sequence[bytes]) -> None:
+        await super().announce(episode_id, values)
+        if self.armed:
+            raise Crash
+
+
+def _topic_nok(announced: list[bytes]) -> int:
+    """What a consumer of the liability topic adds up (each id once)."""
+    total, seen = 0, set()
+    for value in announced:
+        event = LiabilityEvent.FromString(value)
+        if event.event_id in seen:
+            continue
+        seen.add(event.event_id)
+        if event.WhichOneof("kind") == "day_accrued":
+            total += event.day_accrued.day.amount_nok
+        elif event.WhichOneof("kind") == "corrected":
+            total += event.corrected.delta_nok
+    return total
+
+
+def test_a_kill_after_a_sent_correction_with_the_other_topic_first_counts_each_day_once() -> None:
+    # Ready on 4 March, six days announced by the tick of the 10th; the hospital's
+    # discharge on the 8th is announced (two days reversed) and the worker is killed.
+    story = Episode().admission_notice(at("2024-03-01")).discharge_ready(at("2024-03-04"))
+    first = KilledAfterSending()
+    for event in story.events:
+        _run(first, _event_record(event))
+    _run(first, _tick("2024-03-10"))
+    discharged = story.discharged(at("2024-03-08")).events[-1]
+    first.armed = True
+    with contextlib.suppress(Crash):
+        _run(first, _event_record(discharged))
+    # On restart the municipality's service-ready of the 6th comes before the redelivered
+    # discharge: it must reverse the 6th and 7th only, not the 8th and 9th again.
+    restarted = Harness()
+    restarted.table.update(first.table)
+    service_ready = story.service_ready(at("2024-03-06")).events[-1]
+    _run(restarted, _event_record(service_ready))
+    _run(restarted, _event_record(discharged))
+    final = restarted.worker.store.get("81234:E1")
+    assert final and final.announced
+    days = final.announced.days
+    assert (_topic_nok(first.announced + restarted.announced), len(days)) == (
+        sum(d.amount_nok or 0 for d in days),
+        2,
+    )
