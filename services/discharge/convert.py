@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from discharge.domain.disputes import Dispute, DisputeState
 from discharge.domain.liability_diff import ChangeKind, LiabilityChange
 from discharge.domain.statement import (
     Conflict,
@@ -20,6 +21,13 @@ _STATUS = {
     PeriodStatus.ENDED: pb.ENDED,
     PeriodStatus.VOID: pb.VOID,
     PeriodStatus.NOT_STARTED: pb.NOT_STARTED,
+}
+
+
+DISPUTE_STATES = {
+    DisputeState.OPEN: pb.DISPUTE_OPEN,
+    DisputeState.ACCEPTED: pb.DISPUTE_ACCEPTED,
+    DisputeState.REJECTED: pb.DISPUTE_REJECTED,
 }
 
 
@@ -120,4 +128,22 @@ def liability_event(change: LiabilityChange, as_of: dt.date, now: dt.datetime) -
     elif change.kind is ChangeKind.PERIOD_ENDED:
         assert change.period is not None
         msg.period_ended.period.CopyFrom(period(change.period))
+    return msg
+
+
+def dispute(d: Dispute) -> pb.Dispute:
+    msg = pb.Dispute(
+        dispute_id=d.dispute_id,
+        episode_id=d.episode_id,
+        municipality=d.municipality,
+        days=[day.isoformat() for day in d.days],
+        reason=d.reason,
+        state=DISPUTE_STATES[d.state],
+        resolution_note=d.note,
+        opened_by=d.opened_by,
+        resolved_by=d.resolved_by,
+    )
+    msg.opened_at.FromDatetime(d.opened_at.astimezone(dt.UTC))
+    if d.resolved_at is not None:
+        msg.resolved_at.FromDatetime(d.resolved_at.astimezone(dt.UTC))
     return msg

@@ -12,14 +12,17 @@ import asyncio
 import base64
 import datetime as dt
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
 import grpc
 
-from discharge.convert import episode_statement, liable_day, period
+from discharge.convert import episode_statement
+from discharge.disputes_grpc import DisputeRpcs
+from discharge.disputes_store import DisputeStore
 from discharge.domain.live_clock import ClockEntry
 from discharge.domain.statement import PeriodStatus, Statement
+from discharge.monthly import add_disputes, archived_in_month, her_id_of, monthly_lines
 from discharge.peers import Peers, is_forwarded
 from discharge.store import ClockArchive
 from discharge.table import ClockTable
@@ -34,10 +37,6 @@ Context: TypeAlias = Any  # grpc.aio.ServicerContext (grpc ships no type hints)
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 HER_ID = re.compile(r"^\d{1,9}$")
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
-
-
-def her_id_of(episode_id: str) -> str:
-    return episode_id.partition(":")[0]
 
 
 def _may_read_statement(role: Role, statement: Statement) -> bool:
@@ -70,7 +69,7 @@ async def _relay(context: Context, call: Awaitable[Any]) -> Any:
         raise AssertionError("unreachable") from None
 
 
-class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
+class LiabilityServicer(DisputeRpcs, liability_pb2_grpc.LiabilityServiceServicer):
     def __init__(
         self,
         store: ClockTable,
@@ -81,8 +80,12 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
         peers: Peers | None = None,
         archive: ClockArchive | None = None,
         audit: Audit | None = None,
+        disputes: DisputeStore | None = None,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.store = store
+        self.disputes = disputes
+        self.now = now
         self.archive = archive
         self.audit = audit or Audit("discharge")
         self.partition_of = partition_of
@@ -118,21 +121,20 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
     async def _archived(self, request: pb.GetMonthlyStatementRequest) -> list[ClockEntry]:
         if self.archive is None:
             return []
-        return await _archived_in_month(self.archive, request)
+        return await archived_in_month(self.archive, request)
 
-    @audited_rpc
-    async def GetEpisode(
-        self, request: pb.GetEpisodeRequest, context: Context
-    ) -> pb.EpisodeStatement:
-        caller = await self.auth.authenticate(context)
-        if not EPISODE_ID.match(request.episode_id):
-            await abort_invalid(context, [("episodeId", "must be '<HER-id>:<local number>'")])
+    async def _find_episode(
+        self, episode_id: str, context: Context
+    ) -> pb.EpisodeStatement | ClockEntry:
+        """The episode's clock if this worker owns it, else the owner's answer to the
+        same caller (which that worker authorised); NOT_FOUND / UNAVAILABLE otherwise."""
         # Ownership first: a local copy of a partition that moved away is frozen.
-        if not self.owns(request.episode_id):
-            partition = self.partition_of(request.episode_id)
+        if not self.owns(episode_id):
+            partition = self.partition_of(episode_id)
             peers = self._routing(context)
             owner = peers.owner(partition) if peers else None
             if peers is not None and owner is not None and owner != peers.own_address:
+                request = pb.GetEpisodeRequest(episode_id=episode_id)
                 forward = peers.call(owner, "GetEpisode", request, context.invocation_metadata())
                 answer: pb.EpisodeStatement = await _relay(context, forward)
                 return answer
@@ -141,12 +143,24 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
                 f"partition {partition} of the episode is being rebalanced between discharge "
                 "workers: retry",
             )
-        entry = self.store.get(request.episode_id)
+        entry = self.store.get(episode_id)
         if entry is None and self.archive is not None:
-            entry = await asyncio.to_thread(self.archive.get, request.episode_id)
+            entry = await asyncio.to_thread(self.archive.get, episode_id)
         if entry is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no clock for this episode")
             raise AssertionError("unreachable")
+        return entry
+
+    @audited_rpc
+    async def GetEpisode(
+        self, request: pb.GetEpisodeRequest, context: Context
+    ) -> pb.EpisodeStatement:
+        caller = await self.auth.authenticate(context)
+        if not EPISODE_ID.match(request.episode_id):
+            await abort_invalid(context, [("episodeId", "must be '<HER-id>:<local number>'")])
+        entry = await self._find_episode(request.episode_id, context)
+        if isinstance(entry, pb.EpisodeStatement):
+            return entry
         statement = _statement(entry)
         if not _may_read_statement(caller.role, statement):
             await self.auth.deny(
@@ -219,7 +233,7 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
         if not may_read_statements(caller.role, municipality=municipality, her_id=her_id):
             await self.auth.deny(context, caller, "read that statement")
         entries = sorted(self._served(), key=lambda e: e.episode_id)
-        lines = list(_monthly_lines(entries, request))
+        lines = list(monthly_lines(entries, request))
         as_ofs = [e.as_of for e in entries]
         for answer in await self._fan_out(context, "GetMonthlyStatement", request):
             lines.extend(answer.lines)
@@ -230,10 +244,13 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
             hot = {line.episode_id for line in lines} | {e.episode_id for e in entries}
             lines.extend(
                 line
-                for line in _monthly_lines(await self._archived(request), request)
+                for line in monthly_lines(await self._archived(request), request)
                 if line.episode_id not in hot
             )
         lines.sort(key=lambda line: line.episode_id)
+        if self.disputes is not None and (self._routing(context) is not None or self.peers is None):
+            ids = [line.episode_id for line in lines]
+            add_disputes(lines, await asyncio.to_thread(self.disputes.of_episodes, ids), request)
         self._audit_read(
             context,
             caller,
@@ -253,42 +270,8 @@ class LiabilityServicer(liability_pb2_grpc.LiabilityServiceServicer):
             pending_days=sum(line.pending_days for line in lines),
             amount_nok=sum(line.amount_nok for line in lines),
             as_of=max(as_ofs).isoformat() if as_ofs else "",
-        )
-
-
-async def _archived_in_month(
-    archive: ClockArchive, request: pb.GetMonthlyStatementRequest
-) -> list[ClockEntry]:
-    first = dt.date.fromisoformat(f"{request.month}-01")
-    last = (first + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
-    found = archive.with_days_in(first, last, request.her_id or None)
-    return await asyncio.to_thread(list, found)
-
-
-def _monthly_lines(
-    entries: Iterable[ClockEntry], request: pb.GetMonthlyStatementRequest
-) -> Iterable[pb.MonthlyStatementLine]:
-    """Per episode, the month's liable days of the periods the payer (or the hospital)
-    is party to: each period's payer is the municipality on its own notice."""
-    for entry in entries:
-        if entry.announced is None:
-            continue
-        if request.her_id and her_id_of(entry.episode_id) != request.her_id:
-            continue
-        periods = [
-            p
-            for p in entry.announced.periods
-            if request.her_id or p.municipality == request.municipality
-        ]
-        days = [d for p in periods for d in p.days if d.date.isoformat().startswith(request.month)]
-        if not days:
-            continue
-        yield pb.MonthlyStatementLine(
-            episode_id=entry.episode_id,
-            municipality=periods[-1].municipality,
-            liable_days=len(days),
-            pending_days=sum(1 for d in days if d.pending),
-            amount_nok=sum(d.amount_nok or 0 for d in days),
-            days=[liable_day(d) for d in days],
-            periods=[period(p) for p in periods if any(d in days for d in p.days)],
+            disputed_open_days=sum(line.disputed_open_days for line in lines),
+            disputed_open_nok=sum(line.disputed_open_nok for line in lines),
+            disputed_accepted_days=sum(line.disputed_accepted_days for line in lines),
+            disputed_accepted_nok=sum(line.disputed_accepted_nok for line in lines),
         )

@@ -1,4 +1,4 @@
-"""The discharge service's SQL tables: the archive of settled clocks."""
+"""The discharge service's SQL tables: the archive of settled clocks and the disputes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import Text
 from sqlmodel import Column, Field, SQLModel
 
-TABLE_NAMES = ("discharge_clock_archive",)
+TABLE_NAMES = ("discharge_clock_archive", "discharge_disputes")
 
 
 class ArchivedClockRow(SQLModel, table=True):
@@ -26,3 +26,25 @@ class ArchivedClockRow(SQLModel, table=True):
     # A late event brought the clock back to the hot table, which is now the truth; the
     # row stays (a crash before the table's changelog is written must find it again).
     restored: bool = False
+
+
+class DisputeRow(SQLModel, table=True):
+    """A municipality's dispute of liable days (`discharge.domain.disputes`): beside the
+    clock, never in it. Shared by every worker, so any of them records and resolves."""
+
+    __tablename__ = "discharge_disputes"
+
+    dispute_id: str = Field(primary_key=True, max_length=100)  # the client's
+    episode_id: str = Field(max_length=100, index=True)
+    her_id: str = Field(max_length=12, index=True)
+    municipality: str = Field(max_length=4, index=True)
+    days_json: str = Field(sa_column=Column(Text, nullable=False))  # ["YYYY-MM-DD", ...]
+    first_day: dt.date = Field(index=True)
+    last_day: dt.date = Field(index=True)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(max_length=10, index=True)
+    note: str = Field(default="", sa_column=Column(Text, nullable=False))
+    opened_at: dt.datetime
+    opened_by: str = Field(default="", max_length=200)
+    resolved_at: dt.datetime | None = None
+    resolved_by: str = Field(default="", max_length=200)

@@ -10,6 +10,7 @@ from pathlib import Path
 import faust
 import grpc
 
+from discharge.disputes_store import DisputeStore
 from discharge.domain.live_clock import Rules
 from discharge.domain.rates import RateTable
 from discharge.grpc_api import LiabilityServicer
@@ -112,6 +113,8 @@ def build(settings: Settings) -> ClockStreams:
         peers,
         archive,
         audit_trail.audit,
+        DisputeStore(engine),
+        now,
     )
 
     metrics = ServiceMetrics(SERVICE)

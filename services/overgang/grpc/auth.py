@@ -24,8 +24,10 @@ from overgang.grpc.roles import (
     covers_unit,
     listing_scope,
     may_act_for_municipality,
+    may_dispute_for_municipality,
     may_read_episode,
     may_read_statements,
+    may_resolve_for_hospital,
     may_see_pathway_details,
     may_submit_for_hospital,
 )
@@ -45,8 +47,10 @@ __all__ = [
     "covers_unit",
     "listing_scope",
     "may_act_for_municipality",
+    "may_dispute_for_municipality",
     "may_read_episode",
     "may_read_statements",
+    "may_resolve_for_hospital",
     "may_see_pathway_details",
     "may_submit_for_hospital",
 ]

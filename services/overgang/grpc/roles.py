@@ -207,6 +207,28 @@ def may_read_statements(
     return _in_scope(role, municipality, her_id)
 
 
+def may_dispute_for_municipality(role: Role, municipality: str) -> bool:
+    """Dispute liable days this municipality pays: its coordinators or finance office."""
+    if role.is_ops:
+        return True
+    return (
+        role.kind in (RoleKind.COORDINATOR, RoleKind.FINANCE)
+        and bool(municipality)
+        and role.municipality == municipality
+    )
+
+
+def may_resolve_for_hospital(role: Role, her_id: str) -> bool:
+    """Accept or reject a dispute of this hospital's episode: the hospital or its finance."""
+    if role.is_ops:
+        return True
+    return (
+        role.kind in (RoleKind.HOSPITAL, RoleKind.FINANCE)
+        and bool(her_id)
+        and role.her_id == her_id
+    )
+
+
 def listing_scope(role: Role) -> ListingScope:
     """The filter every list/watch query of this role is narrowed to (ops: none)."""
     return ListingScope(municipality=role.municipality, her_id=role.her_id)

@@ -66,6 +66,29 @@ VOID_MISSING_ADMISSION_NOTICE: VoidReason.ValueType  # 1
 VOID_MISSING_COOPERATION_MEETING: VoidReason.ValueType  # 2
 Global___VoidReason: _TypeAlias = VoidReason  # noqa: Y015
 
+class _DisputeState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DisputeStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DisputeState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DISPUTE_STATE_UNSPECIFIED: _DisputeState.ValueType  # 0
+    DISPUTE_OPEN: _DisputeState.ValueType  # 1
+    DISPUTE_ACCEPTED: _DisputeState.ValueType  # 2
+    """the hospital agrees the days should not be paid"""
+    DISPUTE_REJECTED: _DisputeState.ValueType  # 3
+    """the hospital holds the days liable"""
+
+class DisputeState(_DisputeState, metaclass=_DisputeStateEnumTypeWrapper): ...
+
+DISPUTE_STATE_UNSPECIFIED: DisputeState.ValueType  # 0
+DISPUTE_OPEN: DisputeState.ValueType  # 1
+DISPUTE_ACCEPTED: DisputeState.ValueType  # 2
+"""the hospital agrees the days should not be paid"""
+DISPUTE_REJECTED: DisputeState.ValueType  # 3
+"""the hospital holds the days liable"""
+Global___DisputeState: _TypeAlias = DisputeState  # noqa: Y015
+
 @_typing.final
 class LiableDay(_message.Message):
     """One liable day. `date` is YYYY-MM-DD (Europe/Oslo). A day in a year without a
@@ -552,26 +575,205 @@ class GetMonthlyStatementRequest(_message.Message):
     MUNICIPALITY_FIELD_NUMBER: _builtins.int
     MONTH_FIELD_NUMBER: _builtins.int
     HER_ID_FIELD_NUMBER: _builtins.int
+    CORRECTIONS_SINCE_FIELD_NUMBER: _builtins.int
     municipality: _builtins.str
     """The payer (four-digit kommunenummer); or"""
     month: _builtins.str
     """YYYY-MM"""
     her_id: _builtins.str
     """the hospital (HER-id), for its statement over every municipality. One of the two."""
+    corrections_since: _builtins.str
+    """Optional YYYY-MM-DD: list the corrections the clock made after this date (their
+    `as_of` later than it), e.g. the `as_of` of the last statement sent.
+    """
     def __init__(
         self,
         *,
         municipality: _builtins.str = ...,
         month: _builtins.str = ...,
         her_id: _builtins.str = ...,
+        corrections_since: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["her_id", b"her_id", "month", b"month", "municipality", b"municipality"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["corrections_since", b"corrections_since", "her_id", b"her_id", "month", b"month", "municipality", b"municipality"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetMonthlyStatementRequest: _TypeAlias = GetMonthlyStatementRequest  # noqa: Y015
+
+@_typing.final
+class Dispute(_message.Message):
+    """A municipality's objection to liable days of an episode. It never changes the computed
+    days: statements show the liable days and, beside them, what is disputed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISPUTE_ID_FIELD_NUMBER: _builtins.int
+    EPISODE_ID_FIELD_NUMBER: _builtins.int
+    MUNICIPALITY_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    RESOLUTION_NOTE_FIELD_NUMBER: _builtins.int
+    OPENED_AT_FIELD_NUMBER: _builtins.int
+    RESOLVED_AT_FIELD_NUMBER: _builtins.int
+    OPENED_BY_FIELD_NUMBER: _builtins.int
+    RESOLVED_BY_FIELD_NUMBER: _builtins.int
+    dispute_id: _builtins.str
+    episode_id: _builtins.str
+    municipality: _builtins.str
+    """the payer of the disputed days"""
+    reason: _builtins.str
+    state: Global___DisputeState.ValueType
+    resolution_note: _builtins.str
+    opened_by: _builtins.str
+    """the caller's identity (token name)"""
+    resolved_by: _builtins.str
+    @_builtins.property
+    def days(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """YYYY-MM-DD, ascending"""
+
+    @_builtins.property
+    def opened_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def resolved_at(self) -> _timestamp_pb2.Timestamp:
+        """unset while open"""
+
+    def __init__(
+        self,
+        *,
+        dispute_id: _builtins.str = ...,
+        episode_id: _builtins.str = ...,
+        municipality: _builtins.str = ...,
+        days: _abc.Iterable[_builtins.str] | None = ...,
+        reason: _builtins.str = ...,
+        state: Global___DisputeState.ValueType = ...,
+        resolution_note: _builtins.str = ...,
+        opened_at: _timestamp_pb2.Timestamp | None = ...,
+        resolved_at: _timestamp_pb2.Timestamp | None = ...,
+        opened_by: _builtins.str = ...,
+        resolved_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["opened_at", b"opened_at", "resolved_at", b"resolved_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "dispute_id", b"dispute_id", "episode_id", b"episode_id", "municipality", b"municipality", "opened_at", b"opened_at", "opened_by", b"opened_by", "reason", b"reason", "resolution_note", b"resolution_note", "resolved_at", b"resolved_at", "resolved_by", b"resolved_by", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Dispute: _TypeAlias = Dispute  # noqa: Y015
+
+@_typing.final
+class DisputeDaysRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISPUTE_ID_FIELD_NUMBER: _builtins.int
+    EPISODE_ID_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    dispute_id: _builtins.str
+    """Chosen by the client (1-100 of A-Z a-z 0-9 . _ : -): a repeat with the same content
+    answers the recorded dispute, with other content ALREADY_EXISTS.
+    """
+    episode_id: _builtins.str
+    reason: _builtins.str
+    """1-500 characters"""
+    @_builtins.property
+    def days(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """YYYY-MM-DD, liable days of the episode paid by the caller's municipality."""
+
+    def __init__(
+        self,
+        *,
+        dispute_id: _builtins.str = ...,
+        episode_id: _builtins.str = ...,
+        days: _abc.Iterable[_builtins.str] | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "dispute_id", b"dispute_id", "episode_id", b"episode_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisputeDaysRequest: _TypeAlias = DisputeDaysRequest  # noqa: Y015
+
+@_typing.final
+class ResolveDisputeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISPUTE_ID_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    dispute_id: _builtins.str
+    resolution: Global___DisputeState.ValueType
+    """DISPUTE_ACCEPTED or DISPUTE_REJECTED"""
+    note: _builtins.str
+    """1-500 characters"""
+    def __init__(
+        self,
+        *,
+        dispute_id: _builtins.str = ...,
+        resolution: Global___DisputeState.ValueType = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dispute_id", b"dispute_id", "note", b"note", "resolution", b"resolution"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveDisputeRequest: _TypeAlias = ResolveDisputeRequest  # noqa: Y015
+
+@_typing.final
+class Correction(_message.Message):
+    """A change the clock announced (CORRECTED) to days of the statement's month."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    CAUSE_EVENT_ID_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    REVERSED_FIELD_NUMBER: _builtins.int
+    ADDED_FIELD_NUMBER: _builtins.int
+    DELTA_NOK_FIELD_NUMBER: _builtins.int
+    DELTA_PENDING_DAYS_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """the liability event's id"""
+    cause_event_id: _builtins.str
+    """the late event (or rate table) that changed history"""
+    as_of: _builtins.str
+    """the clock's date when it corrected"""
+    delta_nok: _builtins.int
+    """priced days of the month only"""
+    delta_pending_days: _builtins.int
+    @_builtins.property
+    def reversed(self) -> _containers.RepeatedCompositeFieldContainer[Global___LiableDay]:
+        """of the month"""
+
+    @_builtins.property
+    def added(self) -> _containers.RepeatedCompositeFieldContainer[Global___LiableDay]:
+        """of the month"""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        cause_event_id: _builtins.str = ...,
+        as_of: _builtins.str = ...,
+        reversed: _abc.Iterable[Global___LiableDay] | None = ...,
+        added: _abc.Iterable[Global___LiableDay] | None = ...,
+        delta_nok: _builtins.int = ...,
+        delta_pending_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added", b"added", "as_of", b"as_of", "cause_event_id", b"cause_event_id", "delta_nok", b"delta_nok", "delta_pending_days", b"delta_pending_days", "event_id", b"event_id", "reversed", b"reversed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Correction: _TypeAlias = Correction  # noqa: Y015
 
 @_typing.final
 class MonthlyStatementLine(_message.Message):
@@ -584,16 +786,38 @@ class MonthlyStatementLine(_message.Message):
     PENDING_DAYS_FIELD_NUMBER: _builtins.int
     MUNICIPALITY_FIELD_NUMBER: _builtins.int
     PERIODS_FIELD_NUMBER: _builtins.int
+    DISPUTES_FIELD_NUMBER: _builtins.int
+    DISPUTED_OPEN_DAYS_FIELD_NUMBER: _builtins.int
+    DISPUTED_OPEN_NOK_FIELD_NUMBER: _builtins.int
+    DISPUTED_ACCEPTED_DAYS_FIELD_NUMBER: _builtins.int
+    DISPUTED_ACCEPTED_NOK_FIELD_NUMBER: _builtins.int
+    CORRECTIONS_FIELD_NUMBER: _builtins.int
     episode_id: _builtins.str
     liable_days: _builtins.int
     amount_nok: _builtins.int
     pending_days: _builtins.int
     municipality: _builtins.str
+    disputed_open_days: _builtins.int
+    disputed_open_nok: _builtins.int
+    disputed_accepted_days: _builtins.int
+    disputed_accepted_nok: _builtins.int
     @_builtins.property
     def days(self) -> _containers.RepeatedCompositeFieldContainer[Global___LiableDay]: ...
     @_builtins.property
     def periods(self) -> _containers.RepeatedCompositeFieldContainer[Global___Period]:
         """the periods with days in the month, with their evidence"""
+
+    @_builtins.property
+    def disputes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Dispute]:
+        """Disputes with days in the month; the totals count the disputed days of the month
+        that are liable days of this line (priced as in `days`).
+        """
+
+    @_builtins.property
+    def corrections(self) -> _containers.RepeatedCompositeFieldContainer[Global___Correction]:
+        """With `corrections_since`: the corrections after it (a line may have no liable day
+        left in the month and be here for its corrections only).
+        """
 
     def __init__(
         self,
@@ -605,10 +829,16 @@ class MonthlyStatementLine(_message.Message):
         pending_days: _builtins.int = ...,
         municipality: _builtins.str = ...,
         periods: _abc.Iterable[Global___Period] | None = ...,
+        disputes: _abc.Iterable[Global___Dispute] | None = ...,
+        disputed_open_days: _builtins.int = ...,
+        disputed_open_nok: _builtins.int = ...,
+        disputed_accepted_days: _builtins.int = ...,
+        disputed_accepted_nok: _builtins.int = ...,
+        corrections: _abc.Iterable[Global___Correction] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "days", b"days", "episode_id", b"episode_id", "liable_days", b"liable_days", "municipality", b"municipality", "pending_days", b"pending_days", "periods", b"periods"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "corrections", b"corrections", "days", b"days", "disputed_accepted_days", b"disputed_accepted_days", "disputed_accepted_nok", b"disputed_accepted_nok", "disputed_open_days", b"disputed_open_days", "disputed_open_nok", b"disputed_open_nok", "disputes", b"disputes", "episode_id", b"episode_id", "liable_days", b"liable_days", "municipality", b"municipality", "pending_days", b"pending_days", "periods", b"periods"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -626,6 +856,12 @@ class MonthlyStatement(_message.Message):
     AS_OF_FIELD_NUMBER: _builtins.int
     PENDING_DAYS_FIELD_NUMBER: _builtins.int
     HER_ID_FIELD_NUMBER: _builtins.int
+    DISPUTED_OPEN_DAYS_FIELD_NUMBER: _builtins.int
+    DISPUTED_OPEN_NOK_FIELD_NUMBER: _builtins.int
+    DISPUTED_ACCEPTED_DAYS_FIELD_NUMBER: _builtins.int
+    DISPUTED_ACCEPTED_NOK_FIELD_NUMBER: _builtins.int
+    CORRECTIONS_DELTA_NOK_FIELD_NUMBER: _builtins.int
+    CORRECTIONS_SINCE_FIELD_NUMBER: _builtins.int
     municipality: _builtins.str
     month: _builtins.str
     liable_days: _builtins.int
@@ -633,6 +869,13 @@ class MonthlyStatement(_message.Message):
     as_of: _builtins.str
     pending_days: _builtins.int
     her_id: _builtins.str
+    disputed_open_days: _builtins.int
+    disputed_open_nok: _builtins.int
+    disputed_accepted_days: _builtins.int
+    disputed_accepted_nok: _builtins.int
+    corrections_delta_nok: _builtins.int
+    """the sum of the lines' corrections"""
+    corrections_since: _builtins.str
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___MonthlyStatementLine]: ...
     def __init__(
@@ -646,10 +889,16 @@ class MonthlyStatement(_message.Message):
         as_of: _builtins.str = ...,
         pending_days: _builtins.int = ...,
         her_id: _builtins.str = ...,
+        disputed_open_days: _builtins.int = ...,
+        disputed_open_nok: _builtins.int = ...,
+        disputed_accepted_days: _builtins.int = ...,
+        disputed_accepted_nok: _builtins.int = ...,
+        corrections_delta_nok: _builtins.int = ...,
+        corrections_since: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "as_of", b"as_of", "her_id", b"her_id", "liable_days", b"liable_days", "lines", b"lines", "month", b"month", "municipality", b"municipality", "pending_days", b"pending_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_nok", b"amount_nok", "as_of", b"as_of", "corrections_delta_nok", b"corrections_delta_nok", "corrections_since", b"corrections_since", "disputed_accepted_days", b"disputed_accepted_days", "disputed_accepted_nok", b"disputed_accepted_nok", "disputed_open_days", b"disputed_open_days", "disputed_open_nok", b"disputed_open_nok", "her_id", b"her_id", "liable_days", b"liable_days", "lines", b"lines", "month", b"month", "municipality", b"municipality", "pending_days", b"pending_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

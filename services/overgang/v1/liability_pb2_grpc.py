@@ -49,6 +49,16 @@ class LiabilityServiceStub:
                 request_serializer=overgang_dot_v1_dot_liability__pb2.GetMonthlyStatementRequest.SerializeToString,
                 response_deserializer=overgang_dot_v1_dot_liability__pb2.MonthlyStatement.FromString,
                 _registered_method=True)
+        self.DisputeDays = channel.unary_unary(
+                '/overgang.v1.LiabilityService/DisputeDays',
+                request_serializer=overgang_dot_v1_dot_liability__pb2.DisputeDaysRequest.SerializeToString,
+                response_deserializer=overgang_dot_v1_dot_liability__pb2.Dispute.FromString,
+                _registered_method=True)
+        self.ResolveDispute = channel.unary_unary(
+                '/overgang.v1.LiabilityService/ResolveDispute',
+                request_serializer=overgang_dot_v1_dot_liability__pb2.ResolveDisputeRequest.SerializeToString,
+                response_deserializer=overgang_dot_v1_dot_liability__pb2.Dispute.FromString,
+                _registered_method=True)
 
 
 class LiabilityServiceServicer:
@@ -72,6 +82,20 @@ class LiabilityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DisputeDays(self, request, context):
+        """The paying municipality disputes liable days (coordinator or finance of it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveDispute(self, request, context):
+        """The hospital of the episode accepts or rejects an open dispute.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LiabilityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -89,6 +113,16 @@ def add_LiabilityServiceServicer_to_server(servicer, server):
                     servicer.GetMonthlyStatement,
                     request_deserializer=overgang_dot_v1_dot_liability__pb2.GetMonthlyStatementRequest.FromString,
                     response_serializer=overgang_dot_v1_dot_liability__pb2.MonthlyStatement.SerializeToString,
+            ),
+            'DisputeDays': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisputeDays,
+                    request_deserializer=overgang_dot_v1_dot_liability__pb2.DisputeDaysRequest.FromString,
+                    response_serializer=overgang_dot_v1_dot_liability__pb2.Dispute.SerializeToString,
+            ),
+            'ResolveDispute': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveDispute,
+                    request_deserializer=overgang_dot_v1_dot_liability__pb2.ResolveDisputeRequest.FromString,
+                    response_serializer=overgang_dot_v1_dot_liability__pb2.Dispute.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -172,6 +206,60 @@ class LiabilityService:
             '/overgang.v1.LiabilityService/GetMonthlyStatement',
             overgang_dot_v1_dot_liability__pb2.GetMonthlyStatementRequest.SerializeToString,
             overgang_dot_v1_dot_liability__pb2.MonthlyStatement.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisputeDays(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/overgang.v1.LiabilityService/DisputeDays',
+            overgang_dot_v1_dot_liability__pb2.DisputeDaysRequest.SerializeToString,
+            overgang_dot_v1_dot_liability__pb2.Dispute.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveDispute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/overgang.v1.LiabilityService/ResolveDispute',
+            overgang_dot_v1_dot_liability__pb2.ResolveDisputeRequest.SerializeToString,
+            overgang_dot_v1_dot_liability__pb2.Dispute.FromString,
             options,
             channel_credentials,
             insecure,

@@ -34,6 +34,10 @@ class LiabilityServiceStub:
     GetEpisode: _grpc.UnaryUnaryMultiCallable[_liability_pb2.GetEpisodeRequest, _liability_pb2.EpisodeStatement]
     ListRunningClocks: _grpc.UnaryUnaryMultiCallable[_liability_pb2.ListRunningClocksRequest, _liability_pb2.ListRunningClocksResponse]
     GetMonthlyStatement: _grpc.UnaryUnaryMultiCallable[_liability_pb2.GetMonthlyStatementRequest, _liability_pb2.MonthlyStatement]
+    DisputeDays: _grpc.UnaryUnaryMultiCallable[_liability_pb2.DisputeDaysRequest, _liability_pb2.Dispute]
+    """The paying municipality disputes liable days (coordinator or finance of it)."""
+    ResolveDispute: _grpc.UnaryUnaryMultiCallable[_liability_pb2.ResolveDisputeRequest, _liability_pb2.Dispute]
+    """The hospital of the episode accepts or rejects an open dispute."""
 
 @_typing.type_check_only
 class LiabilityServiceAsyncStub(LiabilityServiceStub):
@@ -41,6 +45,10 @@ class LiabilityServiceAsyncStub(LiabilityServiceStub):
     GetEpisode: _aio.UnaryUnaryMultiCallable[_liability_pb2.GetEpisodeRequest, _liability_pb2.EpisodeStatement]  # type: ignore[assignment]
     ListRunningClocks: _aio.UnaryUnaryMultiCallable[_liability_pb2.ListRunningClocksRequest, _liability_pb2.ListRunningClocksResponse]  # type: ignore[assignment]
     GetMonthlyStatement: _aio.UnaryUnaryMultiCallable[_liability_pb2.GetMonthlyStatementRequest, _liability_pb2.MonthlyStatement]  # type: ignore[assignment]
+    DisputeDays: _aio.UnaryUnaryMultiCallable[_liability_pb2.DisputeDaysRequest, _liability_pb2.Dispute]  # type: ignore[assignment]
+    """The paying municipality disputes liable days (coordinator or finance of it)."""
+    ResolveDispute: _aio.UnaryUnaryMultiCallable[_liability_pb2.ResolveDisputeRequest, _liability_pb2.Dispute]  # type: ignore[assignment]
+    """The hospital of the episode accepts or rejects an open dispute."""
 
 class LiabilityServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -63,5 +71,21 @@ class LiabilityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _liability_pb2.GetMonthlyStatementRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_liability_pb2.MonthlyStatement, _abc.Awaitable[_liability_pb2.MonthlyStatement]]: ...
+
+    @_abc_1.abstractmethod
+    def DisputeDays(
+        self,
+        request: _liability_pb2.DisputeDaysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_liability_pb2.Dispute, _abc.Awaitable[_liability_pb2.Dispute]]:
+        """The paying municipality disputes liable days (coordinator or finance of it)."""
+
+    @_abc_1.abstractmethod
+    def ResolveDispute(
+        self,
+        request: _liability_pb2.ResolveDisputeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_liability_pb2.Dispute, _abc.Awaitable[_liability_pb2.Dispute]]:
+        """The hospital of the episode accepts or rejects an open dispute."""
 
 def add_LiabilityServiceServicer_to_server(servicer: LiabilityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
