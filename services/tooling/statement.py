@@ -2,7 +2,9 @@
 LiabilityService.GetMonthlyStatement. One row per episode and liability period with days
 in the month: the liable days with their dates, the rate, rate-pending days, the amount,
 and the evidence (the notice that opened the period, the answers that applied, the event
-that ended it). As a table, CSV (one header, no totals row: totals go to stderr) or JSON.
+that ended it); beside them the municipality's disputes of those days (open, accepted,
+rejected), which never change the liable days. As a table, CSV (one header, no totals
+row: totals go to stderr) or JSON.
 """
 
 from __future__ import annotations
@@ -36,7 +38,13 @@ CSV_COLUMNS = (
     "end_event_id",
     "admission_notice_event_id",
     "voided_by_event_id",
+    "disputed_open_days",
+    "disputed_open_nok",
+    "disputed_accepted_days",
+    "disputed_accepted_nok",
+    "dispute_ids",
 )
+OPEN, ACCEPTED = liability_pb2.DISPUTE_OPEN, liability_pb2.DISPUTE_ACCEPTED
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,22 @@ class Row:
     @property
     def amount(self) -> int:
         return sum(d.amount_nok for d in self.days)
+
+    @property
+    def disputes(self) -> list[Any]:
+        """The line's disputes of days of this row."""
+        dates = {d.date for d in self.days}
+        return [x for x in self.line.disputes if dates & set(x.days)]
+
+    def disputed(self, state: int) -> tuple[int, int]:
+        """(days, NOK) of this row disputed in open / accepted disputes."""
+        held = {day for x in self.line.disputes if x.state == state for day in x.days}
+        days = [d for d in self.days if d.date in held]
+        return len(days), sum(d.amount_nok for d in days)
+
+
+def dispute_state(dispute: Any) -> str:
+    return liability_pb2.DisputeState.Name(dispute.state).removeprefix("DISPUTE_")
 
 
 def _in_period(day: Any, period: Any) -> bool:
@@ -99,6 +123,10 @@ def totals(data: MonthData) -> dict[str, int]:
         "liableDays": sum(line.liable_days for line in lines),
         "pendingDays": sum(line.pending_days for line in lines),
         "amountNok": sum(line.amount_nok for line in lines),
+        "disputedOpenDays": sum(line.disputed_open_days for line in lines),
+        "disputedOpenNok": sum(line.disputed_open_nok for line in lines),
+        "disputedAcceptedDays": sum(line.disputed_accepted_days for line in lines),
+        "disputedAcceptedNok": sum(line.disputed_accepted_nok for line in lines),
     }
 
 
@@ -130,11 +158,21 @@ def write_table(data: MonthData, out: TextIO) -> None:
         out.write(
             f"    notice {e.started_by}; answers {', '.join(e.answers) or '-'}; end {ended}\n"
         )
+        for x in row.disputes:
+            dates = date_ranges([d for d in row.days if d.date in set(x.days)])
+            note = f" ({x.resolution_note})" if x.resolution_note else ""
+            out.write(f"    dispute {x.dispute_id} {dispute_state(x)} {dates}: {x.reason}{note}\n")
     t = totals(data)
     out.write(
         f"total: {t['episodes']} episodes, {t['liableDays']} liable days "
         f"({t['pendingDays']} rate-pending), NOK {nok(t['amountNok'])}\n"
     )
+    if t["disputedOpenDays"] or t["disputedAcceptedDays"]:
+        out.write(
+            f"disputed: open {t['disputedOpenDays']} days NOK {nok(t['disputedOpenNok'])}, "
+            f"accepted {t['disputedAcceptedDays']} days NOK {nok(t['disputedAcceptedNok'])} "
+            "(in the liable days above, not deducted)\n"
+        )
 
 
 def write_csv(data: MonthData, out: TextIO, err: TextIO, delimiter: str = ",") -> None:
@@ -162,13 +200,29 @@ def write_csv(data: MonthData, out: TextIO, err: TextIO, delimiter: str = ",") -
                 e.ended_by,
                 e.admission_notice,
                 e.voided_by,
+                *row.disputed(OPEN),
+                *row.disputed(ACCEPTED),
+                " ".join(f"{x.dispute_id}:{dispute_state(x)}" for x in row.disputes),
             )
         )
     t = totals(data)
     err.write(
         f"# {_title(data)}: {t['episodes']} episodes, {t['liableDays']} liable days "
-        f"({t['pendingDays']} rate-pending), NOK {t['amountNok']}\n"
+        f"({t['pendingDays']} rate-pending), NOK {t['amountNok']}; disputed open "
+        f"{t['disputedOpenDays']} days NOK {t['disputedOpenNok']}, accepted "
+        f"{t['disputedAcceptedDays']} days NOK {t['disputedAcceptedNok']}\n"
     )
+
+
+def dispute_json(x: Any) -> dict[str, Any]:
+    return {
+        "disputeId": x.dispute_id,
+        "municipality": x.municipality,
+        "days": list(x.days),
+        "reason": x.reason,
+        "state": dispute_state(x),
+        "note": x.resolution_note,
+    }
 
 
 def statement_json(data: MonthData) -> dict[str, Any]:
@@ -184,6 +238,11 @@ def statement_json(data: MonthData) -> dict[str, Any]:
                 "liableDays": line.liable_days,
                 "pendingDays": line.pending_days,
                 "amountNok": line.amount_nok,
+                "disputedOpenDays": line.disputed_open_days,
+                "disputedOpenNok": line.disputed_open_nok,
+                "disputedAcceptedDays": line.disputed_accepted_days,
+                "disputedAcceptedNok": line.disputed_accepted_nok,
+                "disputes": [dispute_json(x) for x in line.disputes],
                 "periods": [],
             },
         )

@@ -1,5 +1,6 @@
-"""The ops and finance views of the `overgang` command line: sla, statement, report, board.
-Each reads the running services over gRPC (the addresses and token as for `submit`)."""
+"""The ops and finance views of the `overgang` command line: sla, statement, report, board,
+and the disputes of liable days (dispute, resolve-dispute). Each talks to the running
+services over gRPC (the addresses and token as for `submit`)."""
 
 from __future__ import annotations
 
@@ -83,6 +84,103 @@ def cmd_statement(args: argparse.Namespace) -> int:
     return _run(args, view)
 
 
+def default_dispute_id(episode_id: str, days: list[str], reason: str) -> str:
+    """From the content: the same command run again (after a lost answer) is a repeat."""
+    import hashlib
+
+    digest = hashlib.sha256("|".join([episode_id, *sorted(days), reason]).encode()).hexdigest()
+    return f"d-{digest[:20]}"
+
+
+def _show_dispute(dispute: Any, as_json: bool) -> None:
+    from tooling.statement import date_ranges, dispute_json
+
+    if as_json:
+        import json
+
+        print(json.dumps({"episodeId": dispute.episode_id, **dispute_json(dispute)}, indent=2))
+        return
+    from tooling.statement import dispute_state
+
+    days = date_ranges([argparse.Namespace(date=d) for d in dispute.days])
+    note = f"; note: {dispute.resolution_note}" if dispute.resolution_note else ""
+    print(
+        f"dispute {dispute.dispute_id} {dispute_state(dispute)}: {dispute.episode_id} {days} "
+        f"(payer {dispute.municipality}): {dispute.reason}{note}"
+    )
+
+
+def cmd_dispute(args: argparse.Namespace) -> int:
+    from overgang.v1 import liability_pb2
+    from tooling.clients import RPC_TIMEOUT
+
+    days = [d for text in args.days for d in text.split(",") if d]
+    request = liability_pb2.DisputeDaysRequest(
+        dispute_id=args.id or default_dispute_id(args.episode_id, days, args.reason),
+        episode_id=args.episode_id,
+        days=days,
+        reason=args.reason,
+    )
+
+    def view(clients: Clients, _settings: Any) -> int:
+        answer = clients.liability.DisputeDays(request, timeout=RPC_TIMEOUT, metadata=clients.md)
+        _show_dispute(answer, args.json)
+        return EXIT_OK
+
+    return _run(args, view)
+
+
+def cmd_resolve_dispute(args: argparse.Namespace) -> int:
+    from overgang.v1 import liability_pb2
+    from tooling.clients import RPC_TIMEOUT
+
+    resolution = liability_pb2.DISPUTE_ACCEPTED if args.accept else liability_pb2.DISPUTE_REJECTED
+    request = liability_pb2.ResolveDisputeRequest(
+        dispute_id=args.dispute_id, resolution=resolution, note=args.note
+    )
+
+    def view(clients: Clients, _settings: Any) -> int:
+        answer = clients.liability.ResolveDispute(request, timeout=RPC_TIMEOUT, metadata=clients.md)
+        _show_dispute(answer, args.json)
+        return EXIT_OK
+
+    return _run(args, view)
+
+
+def add_dispute_commands(commands: Any, token: argparse.ArgumentParser) -> None:
+    p = commands.add_parser(
+        "dispute",
+        parents=[token],
+        help="dispute liable days of an episode (the paying municipality)",
+        description="DisputeDays: the payer's coordinator or finance office marks liable days "
+        "as disputed, with a reason. The clock's days stay as they are; statements show the "
+        "disputed days and NOK beside them.",
+    )
+    p.add_argument("episode_id")
+    p.add_argument(
+        "--days", nargs="+", required=True, help="YYYY-MM-DD dates (space or comma separated)"
+    )
+    p.add_argument("--reason", required=True, help="why (1-500 characters)")
+    p.add_argument("--id", help="the dispute id (default: derived from the content)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_dispute)
+
+    p = commands.add_parser(
+        "resolve-dispute",
+        parents=[token],
+        help="accept or reject a dispute (the episode's hospital)",
+        description="ResolveDispute: the hospital accepts (the days should not be paid) or "
+        "rejects (they are liable) an open dispute, with a note.",
+    )
+    p.add_argument("dispute_id")
+    verdict = p.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--accept", action="store_true")
+    verdict.add_argument("--reject", action="store_true")
+    p.add_argument("--note", required=True, help="1-500 characters")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_resolve_dispute)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from overgang.config import wall_clock
     from tooling.month import gather
@@ -162,3 +260,4 @@ def add_view_commands(commands: Any, token: argparse.ArgumentParser) -> None:
     p.add_argument("--municipality", help="only this payer's (kommunenummer)")
     p.add_argument("--hospital", help="only this hospital's (HER-id)")
     p.set_defaults(func=cmd_board)
+    add_dispute_commands(commands, token)

@@ -15,6 +15,7 @@ from overgang.events import OSLO
 from overgang.v1 import events_pb2, liability_pb2, pathway_pb2
 from tooling import report, sla, statement
 from tooling.month import MonthData, Scope, parse_month
+from tooling.views import default_dispute_id
 
 RATE = 5745
 
@@ -178,6 +179,10 @@ def test_statement_rows_dates_rates_and_evidence(data: MonthData) -> None:
         "liableDays": 6,
         "pendingDays": 1,
         "amountNok": 5 * RATE,
+        "disputedOpenDays": 0,
+        "disputedOpenNok": 0,
+        "disputedAcceptedDays": 0,
+        "disputedAcceptedNok": 0,
     }
 
 
@@ -211,3 +216,82 @@ def test_report_is_one_self_contained_page(data: MonthData) -> None:
     assert weeks[0] == "W9 1-3.3" and weeks[-1] == "W13 25-31.3"
     assert days == {"1103": [0, 4, 0, 0, 2]} and amounts["1103"][-1] == RATE
     assert report.waits(sla.episodes(data))[:5] == [1, 0, 0, 0, 1]  # B on day 0, A on day 4
+
+
+def _disputed(data: MonthData) -> MonthData:
+    """Stavanger disputes two of A's days (open) and C's day (accepted by the hospital)."""
+    a, c, _d = data.monthly[0].lines
+    a.disputes.add(
+        dispute_id="d-1",
+        episode_id=a.episode_id,
+        municipality="1103",
+        days=["2024-03-04", "2024-03-05"],
+        reason="answered on the 4th",
+        state=liability_pb2.DISPUTE_OPEN,
+    )
+    a.disputed_open_days, a.disputed_open_nok = 2, 2 * RATE
+    c.disputes.add(
+        dispute_id="d-2",
+        episode_id=c.episode_id,
+        municipality="1103",
+        days=["2024-03-06"],
+        reason="died before noon",
+        state=liability_pb2.DISPUTE_ACCEPTED,
+        resolution_note="agreed",
+    )
+    c.disputed_accepted_days, c.disputed_accepted_nok = 1, RATE
+    return data
+
+
+def test_statement_table_shows_disputes_beside_the_liable_days(data: MonthData) -> None:
+    out = io.StringIO()
+    statement.write_table(_disputed(data), out)
+    text = out.getvalue()
+    assert "dispute d-1 OPEN 2024-03-04/2024-03-05: answered on the 4th" in text
+    assert "total: 3 episodes, 6 liable days (1 rate-pending), NOK 28 725" in text
+    assert "disputed: open 2 days NOK 11 490, accepted 1 days NOK 5 745" in text
+
+
+def test_statement_csv_has_the_disputed_days_of_each_row(data: MonthData) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    statement.write_csv(_disputed(data), out, err)
+    rows = [
+        dict(zip(statement.CSV_COLUMNS, r, strict=True))
+        for r in csv.reader(io.StringIO(out.getvalue()))
+    ][1:]
+    assert [
+        (r["liable_days"], r["disputed_open_days"], r["disputed_accepted_nok"], r["dispute_ids"])
+        for r in rows
+    ] == [
+        ("3", "2", "0", "d-1:OPEN"),
+        ("1", "0", str(RATE), "d-2:ACCEPTED"),
+        ("2", "0", "0", ""),
+    ]
+
+
+def test_statement_json_lists_each_episodes_disputes_and_the_totals(data: MonthData) -> None:
+    body = statement.statement_json(_disputed(data))
+    assert (body["liableDays"], body["disputedOpenNok"], body["disputedAcceptedDays"]) == (
+        6,
+        2 * RATE,
+        1,
+    )
+    assert body["lines"][1]["disputes"] == [
+        {
+            "disputeId": "d-2",
+            "municipality": "1103",
+            "days": ["2024-03-06"],
+            "reason": "died before noon",
+            "state": "ACCEPTED",
+            "note": "agreed",
+        }
+    ]
+
+
+def test_a_dispute_command_run_again_sends_the_same_dispute_id() -> None:
+    first = default_dispute_id("80001:A", ["2024-03-05", "2024-03-04"], "late answer")
+    again = default_dispute_id("80001:A", ["2024-03-04", "2024-03-05"], "late answer")
+    assert (first == again, first == default_dispute_id("80001:A", ["2024-03-04"], "x")) == (
+        True,
+        False,
+    )
