@@ -18,11 +18,18 @@ from typing import Any, TypeAlias
 import grpc
 
 from discharge.convert import episode_statement
+from discharge.corrections_store import CorrectionLog
 from discharge.disputes_grpc import DisputeRpcs
 from discharge.disputes_store import DisputeStore
 from discharge.domain.live_clock import ClockEntry
 from discharge.domain.statement import PeriodStatus, Statement
-from discharge.monthly import add_disputes, archived_in_month, her_id_of, monthly_lines
+from discharge.monthly import (
+    add_corrections,
+    add_disputes,
+    archived_in_month,
+    her_id_of,
+    monthly_lines,
+)
 from discharge.peers import Peers, is_forwarded
 from discharge.store import ClockArchive
 from discharge.table import ClockTable
@@ -47,6 +54,13 @@ def _may_read_statement(role: Role, statement: Statement) -> bool:
 
 def _statement(entry: ClockEntry) -> Statement:
     return entry.announced or Statement(entry.episode_id, "", entry.as_of, ())
+
+
+def _is_date(text: str) -> bool:
+    try:
+        return len(text) == 10 and bool(dt.date.fromisoformat(text))
+    except ValueError:
+        return False
 
 
 def _page_token(episode_id: str) -> str:
@@ -82,8 +96,10 @@ class LiabilityServicer(DisputeRpcs, liability_pb2_grpc.LiabilityServiceServicer
         audit: Audit | None = None,
         disputes: DisputeStore | None = None,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        corrections: CorrectionLog | None = None,
     ) -> None:
         self.store = store
+        self.corrections = corrections
         self.disputes = disputes
         self.now = now
         self.archive = archive
@@ -227,6 +243,8 @@ class LiabilityServicer(DisputeRpcs, liability_pb2_grpc.LiabilityServiceServicer
             violations.append(("herId", "must be the hospital's HER-id (digits)"))
         if not MONTH.match(request.month):
             violations.append(("month", "must be YYYY-MM"))
+        if request.corrections_since and not _is_date(request.corrections_since):
+            violations.append(("correctionsSince", "must be YYYY-MM-DD"))
         if violations:
             await abort_invalid(context, violations)
         municipality, her_id = request.municipality or None, request.her_id or None
@@ -248,9 +266,8 @@ class LiabilityServicer(DisputeRpcs, liability_pb2_grpc.LiabilityServiceServicer
                 if line.episode_id not in hot
             )
         lines.sort(key=lambda line: line.episode_id)
-        if self.disputes is not None and (self._routing(context) is not None or self.peers is None):
-            ids = [line.episode_id for line in lines]
-            add_disputes(lines, await asyncio.to_thread(self.disputes.of_episodes, ids), request)
+        if self._routing(context) is not None or self.peers is None:  # the worker asked
+            await self._add_shared(lines, request)
         self._audit_read(
             context,
             caller,
@@ -274,4 +291,22 @@ class LiabilityServicer(DisputeRpcs, liability_pb2_grpc.LiabilityServiceServicer
             disputed_open_nok=sum(line.disputed_open_nok for line in lines),
             disputed_accepted_days=sum(line.disputed_accepted_days for line in lines),
             disputed_accepted_nok=sum(line.disputed_accepted_nok for line in lines),
+            corrections_since=request.corrections_since,
+            corrections_delta_nok=sum(c.delta_nok for line in lines for c in line.corrections),
         )
+
+    async def _add_shared(
+        self, lines: list[pb.MonthlyStatementLine], request: pb.GetMonthlyStatementRequest
+    ) -> None:
+        """What the shared database adds to the merged lines: corrections, disputes."""
+        if self.corrections is not None and request.corrections_since:
+            since = dt.date.fromisoformat(request.corrections_since)
+            first = dt.date.fromisoformat(f"{request.month}-01")
+            last = (first + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+            found = await asyncio.to_thread(
+                self.corrections.after, since, first, last, request.her_id or None
+            )
+            add_corrections(lines, found, request)
+        if self.disputes is not None:
+            ids = [line.episode_id for line in lines]
+            add_disputes(lines, await asyncio.to_thread(self.disputes.of_episodes, ids), request)

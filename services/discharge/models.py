@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import Text
 from sqlmodel import Column, Field, SQLModel
 
-TABLE_NAMES = ("discharge_clock_archive", "discharge_disputes")
+TABLE_NAMES = ("discharge_clock_archive", "discharge_disputes", "discharge_corrections")
 
 
 class ArchivedClockRow(SQLModel, table=True):
@@ -48,3 +48,23 @@ class DisputeRow(SQLModel, table=True):
     opened_by: str = Field(default="", max_length=200)
     resolved_at: dt.datetime | None = None
     resolved_by: str = Field(default="", max_length=200)
+
+
+class CorrectionRow(SQLModel, table=True):
+    """A CORRECTED liability event as announced (keyed by its deterministic id, so a
+    repeat after a crash writes it once): what "corrections since the last statement"
+    lists, for episodes whose month no longer has any liable day too."""
+
+    __tablename__ = "discharge_corrections"
+
+    event_id: str = Field(primary_key=True, max_length=300)
+    episode_id: str = Field(max_length=100, index=True)
+    her_id: str = Field(max_length=12, index=True)
+    municipality: str = Field(max_length=4, index=True)
+    as_of: dt.date = Field(index=True)
+    first_day: dt.date = Field(index=True)  # of the reversed and added days
+    last_day: dt.date = Field(index=True)
+    cause_event_id: str = Field(default="", max_length=300)
+    # {"reversed": [["YYYY-MM-DD", nok or null], ...], "added": [...]}
+    days_json: str = Field(sa_column=Column(Text, nullable=False))
+    emitted_at: dt.datetime

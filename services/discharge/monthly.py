@@ -9,8 +9,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from discharge.convert import dispute as dispute_message
 from discharge.convert import liable_day, period
+from discharge.corrections_store import Correction
 from discharge.domain.disputes import Dispute, disputed_totals
 from discharge.domain.live_clock import ClockEntry
+from discharge.domain.statement import priced_nok
 from discharge.store import ClockArchive
 from overgang.v1 import liability_pb2 as pb
 
@@ -88,3 +90,38 @@ def add_disputes(
         line.disputed_open_nok = totals.open_nok
         line.disputed_accepted_days = totals.accepted_days
         line.disputed_accepted_nok = totals.accepted_nok
+
+
+def add_corrections(
+    lines: list[pb.MonthlyStatementLine],
+    corrections: Sequence[Correction],
+    request: pb.GetMonthlyStatementRequest,
+) -> None:
+    """Each line gets its episode's corrections of days of the month (those days only);
+    an episode the corrections left without a liable day in the month gets a line of
+    its own. In a municipality's statement: the corrections of the episodes it has a
+    line for, or whose clock names it as the payer."""
+    first, last = month_span(request.month)
+    by_episode = {line.episode_id: line for line in lines}
+    for c in corrections:
+        line = by_episode.get(c.episode_id)
+        if line is None and request.municipality not in ("", c.municipality):
+            continue
+        reversed_ = [d for d in c.reversed if first <= d.date <= last]
+        added = [d for d in c.added if first <= d.date <= last]
+        if not (reversed_ or added):
+            continue
+        if line is None:
+            line = pb.MonthlyStatementLine(episode_id=c.episode_id, municipality=c.municipality)
+            by_episode[c.episode_id] = line
+            lines.append(line)
+        line.corrections.add(
+            event_id=c.event_id,
+            cause_event_id=c.cause_event_id,
+            as_of=c.as_of.isoformat(),
+            reversed=[liable_day(d) for d in reversed_],
+            added=[liable_day(d) for d in added],
+            delta_nok=priced_nok(added) - priced_nok(reversed_),
+            delta_pending_days=sum(d.pending for d in added) - sum(d.pending for d in reversed_),
+        )
+    lines.sort(key=lambda line: line.episode_id)

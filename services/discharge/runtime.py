@@ -10,6 +10,7 @@ from pathlib import Path
 import faust
 import grpc
 
+from discharge.corrections_store import CorrectionLog
 from discharge.disputes_store import DisputeStore
 from discharge.domain.live_clock import Rules
 from discharge.domain.rates import RateTable
@@ -115,6 +116,7 @@ def build(settings: Settings) -> ClockStreams:
         audit_trail.audit,
         DisputeStore(engine),
         now,
+        CorrectionLog(engine),
     )
 
     metrics = ServiceMetrics(SERVICE)

@@ -20,6 +20,7 @@ from typing import Any
 import faust
 from kafka.partitioner.default import murmur2
 
+from discharge.corrections_store import CorrectionLog
 from discharge.domain.live_clock import Rules
 from discharge.domain.rates import RateTable
 from discharge.faust_recovery import ClockTableManager
@@ -150,6 +151,7 @@ def create_streams(
         announce,
         dead_letter,
         archive=archive,
+        corrections=CorrectionLog(archive.engine) if archive is not None else None,
         retention_days=settings.clock_retention_days,
         windows=load_windows(settings.plausibility_file or None),
     )

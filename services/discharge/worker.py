@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 from discharge.convert import liability_event
+from discharge.corrections_store import CorrectionLog
+from discharge.domain.liability_diff import ChangeKind
 from discharge.domain.live_clock import (
     ClockEntry,
     Outcome,
@@ -67,7 +69,9 @@ class ClockWorker:
         archive: ClockArchive | None = None,
         retention_days: int = 30,
         windows: Windows | None = None,
+        corrections: CorrectionLog | None = None,
     ) -> None:
+        self.corrections = corrections
         self.windows = windows or load_windows()
         self.store = store
         self.archive = archive
@@ -198,6 +202,16 @@ class ClockWorker:
         if not outcomes:
             return
         emitted_at = self.now()
+        corrected = [
+            (c, o.entry.as_of)
+            for o in outcomes
+            for c in o.changes
+            if c.kind is ChangeKind.CORRECTED
+        ]
+        if corrected and self.corrections is not None:
+            # Before the table: a crash after this finds the event new and writes it again
+            # under the same id; after the table it would find a duplicate and skip it.
+            await asyncio.to_thread(self.corrections.put_many, corrected, emitted_at)
         items = [
             (
                 o.entry,
