@@ -82,16 +82,23 @@ class MonthData:
         return sorted(found, key=lambda line: (line.episode_id, line.municipality))
 
 
-def monthly_statements(clients: Clients, scope: Scope, payers: list[str]) -> list[Any]:
-    """GetMonthlyStatement for the payer, else the hospital, else each of `payers`."""
+def monthly_statements(
+    clients: Clients, scope: Scope, payers: list[str], since: str = ""
+) -> list[Any]:
+    """GetMonthlyStatement for the payer, else the hospital, else each of `payers`;
+    with the corrections made after `since` (YYYY-MM-DD), if given."""
     if scope.municipality or not scope.her_id:
         requests = [
-            liability_pb2.GetMonthlyStatementRequest(municipality=m, month=scope.month)
+            liability_pb2.GetMonthlyStatementRequest(
+                municipality=m, month=scope.month, corrections_since=since
+            )
             for m in ([scope.municipality] if scope.municipality else payers)
         ]
     else:
         requests = [
-            liability_pb2.GetMonthlyStatementRequest(her_id=scope.her_id, month=scope.month)
+            liability_pb2.GetMonthlyStatementRequest(
+                her_id=scope.her_id, month=scope.month, corrections_since=since
+            )
         ]
     return [
         clients.liability.GetMonthlyStatement(r, timeout=RPC_TIMEOUT, metadata=clients.md)

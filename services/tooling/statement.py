@@ -162,6 +162,7 @@ def write_table(data: MonthData, out: TextIO) -> None:
             dates = date_ranges([d for d in row.days if d.date in set(x.days)])
             note = f" ({x.resolution_note})" if x.resolution_note else ""
             out.write(f"    dispute {x.dispute_id} {dispute_state(x)} {dates}: {x.reason}{note}\n")
+    write_corrections(data, out)
     t = totals(data)
     out.write(
         f"total: {t['episodes']} episodes, {t['liableDays']} liable days "
@@ -212,6 +213,37 @@ def write_csv(data: MonthData, out: TextIO, err: TextIO, delimiter: str = ",") -
         f"{t['disputedOpenDays']} days NOK {t['disputedOpenNok']}, accepted "
         f"{t['disputedAcceptedDays']} days NOK {t['disputedAcceptedNok']}\n"
     )
+
+
+def corrections(data: MonthData) -> list[dict[str, Any]]:
+    """The corrections the statements list (asked for with --since), per episode."""
+    return [
+        {
+            "episodeId": line.episode_id,
+            "eventId": c.event_id,
+            "cause": c.cause_event_id,
+            "asOf": c.as_of,
+            "reversed": [d.date for d in c.reversed],
+            "added": [d.date for d in c.added],
+            "deltaNok": c.delta_nok,
+            "deltaPendingDays": c.delta_pending_days,
+        }
+        for line in data.lines()
+        for c in line.corrections
+    ]
+
+
+def write_corrections(data: MonthData, out: TextIO) -> None:
+    since = next((m.corrections_since for m in data.monthly if m.corrections_since), "")
+    if not since:
+        return
+    found = corrections(data)
+    out.write(f"corrections since {since}: {len(found)}\n")
+    for c in found:
+        out.write(
+            f"    {c['episodeId']} as of {c['asOf']} cause {c['cause'] or '-'}: "
+            f"-{len(c['reversed'])} +{len(c['added'])} days, NOK {c['deltaNok']:+}\n"
+        )
 
 
 def dispute_json(x: Any) -> dict[str, Any]:
@@ -279,6 +311,7 @@ def statement_json(data: MonthData) -> dict[str, Any]:
         "asOf": data.as_of,
         **totals(data),
         "lines": list(episodes.values()),
+        "corrections": corrections(data),
     }
 
 

@@ -26,6 +26,18 @@ def _month(text: str) -> str:
     return text
 
 
+def _date(text: str) -> Any:
+    import datetime as dt
+
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        day = None
+    if day is None or len(text) != 10:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD")
+    return day
+
+
 def _scope(args: argparse.Namespace) -> Scope:
     from tooling.month import Scope
 
@@ -72,7 +84,8 @@ def cmd_statement(args: argparse.Namespace) -> int:
     def view(clients: Clients, settings: Any) -> int:
         scope = _scope(args)
         data = MonthData(scope, wall_clock(settings)())
-        data.monthly = monthly_statements(clients, scope, sorted(load_municipalities()))
+        since = args.since.isoformat() if args.since else ""
+        data.monthly = monthly_statements(clients, scope, sorted(load_municipalities()), since)
         if args.csv:
             statement.write_csv(data, sys.stdout, sys.stderr, args.delimiter)
         elif args.json:
@@ -240,6 +253,12 @@ def add_view_commands(commands: Any, token: argparse.ArgumentParser) -> None:
     form.add_argument("--csv", action="store_true", help="CSV for import (totals on stderr)")
     form.add_argument("--json", action="store_true")
     p.add_argument("--delimiter", default=",", help="CSV field separator (default ,)")
+    p.add_argument(
+        "--since",
+        type=_date,
+        help="also the corrections made after this date YYYY-MM-DD (e.g. the last "
+        "statement's as-of date): cause, days reversed/added, NOK delta (not in --csv)",
+    )
     p.set_defaults(func=cmd_statement)
 
     p = commands.add_parser(

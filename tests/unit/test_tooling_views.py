@@ -295,3 +295,18 @@ def test_a_dispute_command_run_again_sends_the_same_dispute_id() -> None:
         True,
         False,
     )
+
+
+def test_statement_lists_the_corrections_since_the_date_asked(data: MonthData) -> None:
+    data.monthly[0].corrections_since = "2024-04-01"
+    data.monthly[0].lines[0].corrections.add(
+        event_id="80001:A:corrected:ans-2",
+        cause_event_id="ans-2",
+        as_of="2024-04-03",
+        reversed=days_of("2024-03-06"),
+        delta_nok=-RATE,
+    )
+    out = io.StringIO()
+    statement.write_table(data, out)
+    assert "    80001:A as of 2024-04-03 cause ans-2: -1 +0 days, NOK -5745" in out.getvalue()
+    assert statement.statement_json(data)["corrections"][0]["reversed"] == ["2024-03-06"]
