@@ -89,6 +89,7 @@ def build(settings: Settings) -> ClockStreams:
     engine = make_engine(settings.discharge_database_url)
     migrate(engine, MIGRATIONS)
     archive = ClockArchive(engine, now)
+    disputes = DisputeStore(engine)
     streams = create_streams(settings, rules, now, rates_reloader(settings), archive)
     audit_trail = AuditTrail(SERVICE, settings, now)
     auth = Authenticator.from_settings(settings, audit=audit_trail.audit)
@@ -114,12 +115,13 @@ def build(settings: Settings) -> ClockStreams:
         peers,
         archive,
         audit_trail.audit,
-        DisputeStore(engine),
+        disputes,
         now,
         CorrectionLog(engine),
     )
 
     metrics = ServiceMetrics(SERVICE)
+    metrics.watch_disputes(disputes.counts)  # SQL, read in the scrape's thread
     metrics.watch_faust_lag(streams.app, [HOSPITAL_EVENTS, MUNICIPAL_EVENTS, CLOCK_TICKS])
 
     @streams.app.task

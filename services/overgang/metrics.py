@@ -120,6 +120,13 @@ class Metrics:
         self.running_clocks = gauges(
             ("overgang_running_clocks", "Running liability periods, by payer", ["municipality"])
         )
+        self.disputes = gauges(
+            (
+                "overgang_disputes",
+                "Disputes of liable days, by payer and state (OPEN, ACCEPTED, REJECTED)",
+                ["municipality", "state"],
+            )
+        )
         unit = ["municipality", "unit"]
         self.tasks = gauges(
             ("overgang_tasks_open", "Open or claimed tasks", unit),

@@ -21,7 +21,7 @@ from sqlmodel import col
 from overgang.config import host_of, is_loopback
 from overgang.logging import get_logger
 from overgang.metrics import Metrics, process_metrics
-from overgang.metrics_scrape import ScrapedGauges, municipality_label
+from overgang.metrics_scrape import ScrapedGauges, label, municipality_label
 from overgang.sql.outbox import OutboxRow
 
 log = get_logger(__name__)
@@ -183,6 +183,15 @@ class ServiceMetrics:
             return [[((municipality_label(m),), n) for m, n in clocks().items()]]
 
         self._add(self.metrics.running_clocks, read)
+
+    def watch_disputes(self, disputes: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        """`disputes`: {(payer kommunenummer, state): disputes} (a shared table, so each
+        worker reports the same counts: aggregate with max, not sum)."""
+
+        def read() -> list[list[tuple[tuple[str, str], int]]]:
+            return [[((municipality_label(m), label(s)), n) for (m, s), n in disputes().items()]]
+
+        self._add(self.metrics.disputes, read)
 
     def watch_tasks(self, tasks: Callable[[], Mapping[tuple[str, ...], UnitTasks]]) -> None:
         """`tasks`: {(kommunenummer, unit): UnitTasks} (e.g. from `count_by`)."""

@@ -24,6 +24,8 @@ from overgang.config import Settings
 from overgang.grpc.auth import Authenticator, bearer
 from overgang.grpc.errors import field_violations
 from overgang.grpc.server import GrpcServer
+from overgang.metrics import Metrics
+from overgang.metrics_watch import ServiceMetrics
 from overgang.sql.engine import make_engine
 from overgang.sql.migrations import migrate
 from overgang.v1 import liability_pb2 as pb
@@ -399,3 +401,22 @@ def test_another_municipality_learns_nothing_about_the_episodes_days(tmp_path: P
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED
 
     run(tmp_path, scenario)
+
+
+# ------------------------------------------------------------------------ metrics
+def test_disputes_are_counted_by_payer_and_state_for_the_metrics(tmp_path: Path) -> None:
+    async def scenario(stub: Any, _: World) -> None:
+        await stub.DisputeDays(dispute_request("2024-03-04"), metadata=FINANCE)
+        second = dispute_request("2024-03-05", dispute_id="stavanger-2024-03-2")
+        await stub.DisputeDays(second, metadata=FINANCE)
+        await stub.ResolveDispute(resolve_request(pb.DISPUTE_REJECTED), metadata=HOSPITAL)
+
+    world = run(tmp_path, scenario)
+    metrics = Metrics()
+    ServiceMetrics("discharge", metrics).watch_disputes(world.disputes.counts)
+    sample = metrics.registry.get_sample_value
+    labels = {"service": "discharge", "municipality": "1103"}
+    assert (
+        sample("overgang_disputes", {**labels, "state": "OPEN"}),
+        sample("overgang_disputes", {**labels, "state": "REJECTED"}),
+    ) == (1.0, 1.0)

@@ -61,6 +61,7 @@ def test_the_kernel_registers_the_documented_families() -> None:
         "overgang_outbox_backlog_rows",
         "overgang_pathways",
         "overgang_running_clocks",
+        "overgang_disputes",
         "overgang_tasks_open",
         "overgang_tasks_overdue",
         "overgang_tasks_escalated",
