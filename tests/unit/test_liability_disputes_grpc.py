@@ -420,3 +420,22 @@ def test_disputes_are_counted_by_payer_and_state_for_the_metrics(tmp_path: Path)
         sample("overgang_disputes", {**labels, "state": "OPEN"}),
         sample("overgang_disputes", {**labels, "state": "REJECTED"}),
     ) == (1.0, 1.0)
+
+
+def test_the_migrations_create_exactly_the_modelled_discharge_tables(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import MetaData
+    from sqlmodel import SQLModel
+
+    from discharge.models import TABLE_NAMES
+
+    metadata = MetaData()
+    for name in TABLE_NAMES:
+        SQLModel.metadata.tables[name].to_metadata(metadata)
+    world = World(tmp_path)
+    with world.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    world.engine.dispose()
+    version_table = ("remove_table", "discharge_alembic_version")
+    assert [d for d in differences if (d[0], getattr(d[1], "name", "")) != version_table] == []
