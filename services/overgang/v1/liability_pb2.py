@@ -25,51 +25,53 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bovergang/v1/liability.proto\x12\x0bovergang.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"C\n\tLiableDay\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x12\n\namount_nok\x18\x02 \x01(\x03\x12\x14\n\x0crate_pending\x18\x03 \x01(\x08\"\x9c\x01\n\x08\x45vidence\x12\x12\n\nstarted_by\x18\x01 \x01(\t\x12\x10\n\x08\x65nded_by\x18\x02 \x01(\t\x12\x11\n\tvoided_by\x18\x03 \x01(\t\x12\x0f\n\x07\x61nswers\x18\x04 \x03(\t\x12\x18\n\x10\x61\x64mission_notice\x18\x05 \x01(\t\x12\x1b\n\x13\x63ooperation_meeting\x18\x06 \x01(\t\x12\x0f\n\x07updates\x18\x07 \x03(\t\"T\n\x08\x43onflict\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x18\n\x10related_event_id\x18\x04 \x01(\t\"\xbb\x02\n\x06Period\x12\x17\n\x0fnotice_event_id\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.overgang.v1.PeriodStatus\x12,\n\x0bvoid_reason\x18\x03 \x01(\x0e\x32\x17.overgang.v1.VoidReason\x12\r\n\x05start\x18\x04 \x01(\t\x12\x0b\n\x03\x65nd\x18\x05 \x01(\t\x12\x14\n\x0cmunicipality\x18\x06 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x07 \x01(\x05\x12\x12\n\namount_nok\x18\x08 \x01(\x03\x12\x11\n\tend_cause\x18\t \x01(\t\x12\x14\n\x0cpending_days\x18\n \x01(\x05\x12\'\n\x08\x65vidence\x18\x0b \x01(\x0b\x32\x15.overgang.v1.Evidence\x12\x19\n\x11not_liable_reason\x18\x0c \x01(\t\"\xf8\x06\n\x0eLiabilityEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nepisode_id\x18\x02 \x01(\t\x12\x14\n\x0cmunicipality\x18\x03 \x01(\t\x12.\n\nemitted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61s_of\x18\x05 \x01(\t\x12\x43\n\x0eperiod_started\x18\n \x01(\x0b\x32).overgang.v1.LiabilityEvent.PeriodStartedH\x00\x12\x41\n\rperiod_voided\x18\x0b \x01(\x0b\x32(.overgang.v1.LiabilityEvent.PeriodVoidedH\x00\x12=\n\x0b\x64\x61y_accrued\x18\x0c \x01(\x0b\x32&.overgang.v1.LiabilityEvent.DayAccruedH\x00\x12:\n\tcorrected\x18\r \x01(\x0b\x32%.overgang.v1.LiabilityEvent.CorrectedH\x00\x12?\n\x0cperiod_ended\x18\x0e \x01(\x0b\x32\'.overgang.v1.LiabilityEvent.PeriodEndedH\x00\x1a\x34\n\rPeriodStarted\x12#\n\x06period\x18\x01 \x01(\x0b\x32\x13.overgang.v1.Period\x1a\\\n\x0cPeriodVoided\x12#\n\x06period\x18\x01 \x01(\x0b\x32\x13.overgang.v1.Period\x12\'\n\x06reason\x18\x02 \x01(\x0e\x32\x17.overgang.v1.VoidReason\x1a\x31\n\nDayAccrued\x12#\n\x03\x64\x61y\x18\x01 \x01(\x0b\x32\x16.overgang.v1.LiableDay\x1a\xa3\x01\n\tCorrected\x12(\n\x08reversed\x18\x01 \x03(\x0b\x32\x16.overgang.v1.LiableDay\x12%\n\x05\x61\x64\x64\x65\x64\x18\x02 \x03(\x0b\x32\x16.overgang.v1.LiableDay\x12\x11\n\tdelta_nok\x18\x03 \x01(\x03\x12\x16\n\x0e\x63\x61use_event_id\x18\x04 \x01(\t\x12\x1a\n\x12\x64\x65lta_pending_days\x18\x05 \x01(\x05\x1a\x32\n\x0bPeriodEnded\x12#\n\x06period\x18\x01 \x01(\x0b\x32\x13.overgang.v1.PeriodB\x06\n\x04kind\"\x9a\x03\n\x10\x45pisodeStatement\x12\x12\n\nepisode_id\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.overgang.v1.PeriodStatus\x12\r\n\x05start\x18\x03 \x01(\t\x12\x0b\n\x03\x65nd\x18\x04 \x01(\t\x12\x13\n\x0bliable_days\x18\x05 \x01(\x05\x12\x12\n\namount_nok\x18\x06 \x01(\x03\x12,\n\x0bvoid_reason\x18\x07 \x01(\x0e\x32\x17.overgang.v1.VoidReason\x12\x14\n\x0cmunicipality\x18\x08 \x01(\t\x12$\n\x07periods\x18\t \x03(\x0b\x32\x13.overgang.v1.Period\x12$\n\x04\x64\x61ys\x18\n \x03(\x0b\x32\x16.overgang.v1.LiableDay\x12\r\n\x05\x61s_of\x18\x0b \x01(\t\x12\r\n\x05\x65rror\x18\x0c \x01(\t\x12\x14\n\x0cpending_days\x18\r \x01(\x05\x12\x14\n\x0crate_pending\x18\x0e \x01(\x08\x12(\n\tconflicts\x18\x0f \x03(\x0b\x32\x15.overgang.v1.Conflict\"\'\n\x11GetEpisodeRequest\x12\x12\n\nepisode_id\x18\x01 \x01(\t\"W\n\x18ListRunningClocksRequest\x12\x14\n\x0cmunicipality\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"e\n\x19ListRunningClocksResponse\x12/\n\x08\x65pisodes\x18\x01 \x03(\x0b\x32\x1d.overgang.v1.EpisodeStatement\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Q\n\x1aGetMonthlyStatementRequest\x12\x14\n\x0cmunicipality\x18\x01 \x01(\t\x12\r\n\x05month\x18\x02 \x01(\t\x12\x0e\n\x06her_id\x18\x03 \x01(\t\"\xcb\x01\n\x14MonthlyStatementLine\x12\x12\n\nepisode_id\x18\x01 \x01(\t\x12\x13\n\x0bliable_days\x18\x02 \x01(\x05\x12\x12\n\namount_nok\x18\x03 \x01(\x03\x12$\n\x04\x64\x61ys\x18\x04 \x03(\x0b\x32\x16.overgang.v1.LiableDay\x12\x14\n\x0cpending_days\x18\x05 \x01(\x05\x12\x14\n\x0cmunicipality\x18\x06 \x01(\t\x12$\n\x07periods\x18\x07 \x03(\x0b\x32\x13.overgang.v1.Period\"\xc7\x01\n\x10MonthlyStatement\x12\x14\n\x0cmunicipality\x18\x01 \x01(\t\x12\r\n\x05month\x18\x02 \x01(\t\x12\x13\n\x0bliable_days\x18\x03 \x01(\x05\x12\x12\n\namount_nok\x18\x04 \x01(\x03\x12\x30\n\x05lines\x18\x05 \x03(\x0b\x32!.overgang.v1.MonthlyStatementLine\x12\r\n\x05\x61s_of\x18\x06 \x01(\t\x12\x14\n\x0cpending_days\x18\x07 \x01(\x05\x12\x0e\n\x06her_id\x18\x08 \x01(\t*`\n\x0cPeriodStatus\x12\x1d\n\x19PERIOD_STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07RUNNING\x10\x01\x12\t\n\x05\x45NDED\x10\x02\x12\x08\n\x04VOID\x10\x03\x12\x0f\n\x0bNOT_STARTED\x10\x04*r\n\nVoidReason\x12\x1b\n\x17VOID_REASON_UNSPECIFIED\x10\x00\x12!\n\x1dVOID_MISSING_ADMISSION_NOTICE\x10\x01\x12$\n VOID_MISSING_COOPERATION_MEETING\x10\x02\x32\xa2\x02\n\x10LiabilityService\x12K\n\nGetEpisode\x12\x1e.overgang.v1.GetEpisodeRequest\x1a\x1d.overgang.v1.EpisodeStatement\x12\x62\n\x11ListRunningClocks\x12%.overgang.v1.ListRunningClocksRequest\x1a&.overgang.v1.ListRunningClocksResponse\x12]\n\x13GetMonthlyStatement\x12\'.overgang.v1.GetMonthlyStatementRequest\x1a\x1d.overgang.v1.MonthlyStatementb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bovergang/v1/liability.proto\x12\x0bovergang.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"C\n\tLiableDay\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x12\n\namount_nok\x18\x02 \x01(\x03\x12\x14\n\x0crate_pending\x18\x03 \x01(\x08\"\xa5\x02\n\x08\x45vidence\x12\x12\n\nstarted_by\x18\x01 \x01(\t\x12\x10\n\x08\x65nded_by\x18\x02 \x01(\t\x12\x11\n\tvoided_by\x18\x03 \x01(\t\x12\x0f\n\x07\x61nswers\x18\x04 \x03(\t\x12\x18\n\x10\x61\x64mission_notice\x18\x05 \x01(\t\x12\x1b\n\x13\x63ooperation_meeting\x18\x06 \x01(\t\x12\x0f\n\x07updates\x18\x07 \x03(\t\x12\x36\n\x0c\x61nswer_times\x18\x08 \x03(\x0b\x32 .overgang.v1.Evidence.AnswerTime\x1aO\n\nAnswerTime\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0boccurred_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x08\x43onflict\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x18\n\x10related_event_id\x18\x04 \x01(\t\"\xbb\x02\n\x06Period\x12\x17\n\x0fnotice_event_id\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.overgang.v1.PeriodStatus\x12,\n\x0bvoid_reason\x18\x03 \x01(\x0e\x32\x17.overgang.v1.VoidReason\x12\r\n\x05start\x18\x04 \x01(\t\x12\x0b\n\x03\x65nd\x18\x05 \x01(\t\x12\x14\n\x0cmunicipality\x18\x06 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x07 \x01(\x05\x12\x12\n\namount_nok\x18\x08 \x01(\x03\x12\x11\n\tend_cause\x18\t \x01(\t\x12\x14\n\x0cpending_days\x18\n \x01(\x05\x12\'\n\x08\x65vidence\x18\x0b \x01(\x0b\x32\x15.overgang.v1.Evidence\x12\x19\n\x11not_liable_reason\x18\x0c \x01(\t\"\xf8\x06\n\x0eLiabilityEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nepisode_id\x18\x02 \x01(\t\x12\x14\n\x0cmunicipality\x18\x03 \x01(\t\x12.\n\nemitted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61s_of\x18\x05 \x01(\t\x12\x43\n\x0eperiod_started\x18\n \x01(\x0b\x32).overgang.v1.LiabilityEvent.PeriodStartedH\x00\x12\x41\n\rperiod_voided\x18\x0b \x01(\x0b\x32(.overgang.v1.LiabilityEvent.PeriodVoidedH\x00\x12=\n\x0b\x64\x61y_accrued\x18\x0c \x01(\x0b\x32&.overgang.v1.LiabilityEvent.DayAccruedH\x00\x12:\n\tcorrected\x18\r \x01(\x0b\x32%.overgang.v1.LiabilityEvent.CorrectedH\x00\x12?\n\x0cperiod_ended\x18\x0e \x01(\x0b\x32\'.overgang.v1.LiabilityEvent.PeriodEndedH\x00\x1a\x34\n\rPeriodStarted\x12#\n\x06period\x18\x01 \x01(\x0b\x32\x13.overgang.v1.Period\x1a\\\n\x0cPeriodVoided\x12#\n\x06period\x18\x01 \x01(\x0b\x32\x13.overgang.v1.Period\x12\'\n\x06reason\x18\x02 \x01(\x0e\x32\x17.overgang.v1.VoidReason\x1a\x31\n\nDayAccrued\x12#\n\x03\x64\x61y\x18\x01 \x01(\x0b\x32\x16.overgang.v1.LiableDay\x1a\xa3\x01\n\tCorrected\x12(\n\x08reversed\x18\x01 \x03(\x0b\x32\x16.overgang.v1.LiableDay\x12%\n\x05\x61\x64\x64\x65\x64\x18\x02 \x03(\x0b\x32\x16.overgang.v1.LiableDay\x12\x11\n\tdelta_nok\x18\x03 \x01(\x03\x12\x16\n\x0e\x63\x61use_event_id\x18\x04 \x01(\t\x12\x1a\n\x12\x64\x65lta_pending_days\x18\x05 \x01(\x05\x1a\x32\n\x0bPeriodEnded\x12#\n\x06period\x18\x01 \x01(\x0b\x32\x13.overgang.v1.PeriodB\x06\n\x04kind\"\x9a\x03\n\x10\x45pisodeStatement\x12\x12\n\nepisode_id\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.overgang.v1.PeriodStatus\x12\r\n\x05start\x18\x03 \x01(\t\x12\x0b\n\x03\x65nd\x18\x04 \x01(\t\x12\x13\n\x0bliable_days\x18\x05 \x01(\x05\x12\x12\n\namount_nok\x18\x06 \x01(\x03\x12,\n\x0bvoid_reason\x18\x07 \x01(\x0e\x32\x17.overgang.v1.VoidReason\x12\x14\n\x0cmunicipality\x18\x08 \x01(\t\x12$\n\x07periods\x18\t \x03(\x0b\x32\x13.overgang.v1.Period\x12$\n\x04\x64\x61ys\x18\n \x03(\x0b\x32\x16.overgang.v1.LiableDay\x12\r\n\x05\x61s_of\x18\x0b \x01(\t\x12\r\n\x05\x65rror\x18\x0c \x01(\t\x12\x14\n\x0cpending_days\x18\r \x01(\x05\x12\x14\n\x0crate_pending\x18\x0e \x01(\x08\x12(\n\tconflicts\x18\x0f \x03(\x0b\x32\x15.overgang.v1.Conflict\"\'\n\x11GetEpisodeRequest\x12\x12\n\nepisode_id\x18\x01 \x01(\t\"W\n\x18ListRunningClocksRequest\x12\x14\n\x0cmunicipality\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"e\n\x19ListRunningClocksResponse\x12/\n\x08\x65pisodes\x18\x01 \x03(\x0b\x32\x1d.overgang.v1.EpisodeStatement\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Q\n\x1aGetMonthlyStatementRequest\x12\x14\n\x0cmunicipality\x18\x01 \x01(\t\x12\r\n\x05month\x18\x02 \x01(\t\x12\x0e\n\x06her_id\x18\x03 \x01(\t\"\xcb\x01\n\x14MonthlyStatementLine\x12\x12\n\nepisode_id\x18\x01 \x01(\t\x12\x13\n\x0bliable_days\x18\x02 \x01(\x05\x12\x12\n\namount_nok\x18\x03 \x01(\x03\x12$\n\x04\x64\x61ys\x18\x04 \x03(\x0b\x32\x16.overgang.v1.LiableDay\x12\x14\n\x0cpending_days\x18\x05 \x01(\x05\x12\x14\n\x0cmunicipality\x18\x06 \x01(\t\x12$\n\x07periods\x18\x07 \x03(\x0b\x32\x13.overgang.v1.Period\"\xc7\x01\n\x10MonthlyStatement\x12\x14\n\x0cmunicipality\x18\x01 \x01(\t\x12\r\n\x05month\x18\x02 \x01(\t\x12\x13\n\x0bliable_days\x18\x03 \x01(\x05\x12\x12\n\namount_nok\x18\x04 \x01(\x03\x12\x30\n\x05lines\x18\x05 \x03(\x0b\x32!.overgang.v1.MonthlyStatementLine\x12\r\n\x05\x61s_of\x18\x06 \x01(\t\x12\x14\n\x0cpending_days\x18\x07 \x01(\x05\x12\x0e\n\x06her_id\x18\x08 \x01(\t*`\n\x0cPeriodStatus\x12\x1d\n\x19PERIOD_STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07RUNNING\x10\x01\x12\t\n\x05\x45NDED\x10\x02\x12\x08\n\x04VOID\x10\x03\x12\x0f\n\x0bNOT_STARTED\x10\x04*r\n\nVoidReason\x12\x1b\n\x17VOID_REASON_UNSPECIFIED\x10\x00\x12!\n\x1dVOID_MISSING_ADMISSION_NOTICE\x10\x01\x12$\n VOID_MISSING_COOPERATION_MEETING\x10\x02\x32\xa2\x02\n\x10LiabilityService\x12K\n\nGetEpisode\x12\x1e.overgang.v1.GetEpisodeRequest\x1a\x1d.overgang.v1.EpisodeStatement\x12\x62\n\x11ListRunningClocks\x12%.overgang.v1.ListRunningClocksRequest\x1a&.overgang.v1.ListRunningClocksResponse\x12]\n\x13GetMonthlyStatement\x12\'.overgang.v1.GetMonthlyStatementRequest\x1a\x1d.overgang.v1.MonthlyStatementb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'overgang.v1.liability_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PERIODSTATUS']._serialized_start=2737
-  _globals['_PERIODSTATUS']._serialized_end=2833
-  _globals['_VOIDREASON']._serialized_start=2835
-  _globals['_VOIDREASON']._serialized_end=2949
+  _globals['_PERIODSTATUS']._serialized_start=2874
+  _globals['_PERIODSTATUS']._serialized_end=2970
+  _globals['_VOIDREASON']._serialized_start=2972
+  _globals['_VOIDREASON']._serialized_end=3086
   _globals['_LIABLEDAY']._serialized_start=77
   _globals['_LIABLEDAY']._serialized_end=144
   _globals['_EVIDENCE']._serialized_start=147
-  _globals['_EVIDENCE']._serialized_end=303
-  _globals['_CONFLICT']._serialized_start=305
-  _globals['_CONFLICT']._serialized_end=389
-  _globals['_PERIOD']._serialized_start=392
-  _globals['_PERIOD']._serialized_end=707
-  _globals['_LIABILITYEVENT']._serialized_start=710
-  _globals['_LIABILITYEVENT']._serialized_end=1598
-  _globals['_LIABILITYEVENT_PERIODSTARTED']._serialized_start=1175
-  _globals['_LIABILITYEVENT_PERIODSTARTED']._serialized_end=1227
-  _globals['_LIABILITYEVENT_PERIODVOIDED']._serialized_start=1229
-  _globals['_LIABILITYEVENT_PERIODVOIDED']._serialized_end=1321
-  _globals['_LIABILITYEVENT_DAYACCRUED']._serialized_start=1323
-  _globals['_LIABILITYEVENT_DAYACCRUED']._serialized_end=1372
-  _globals['_LIABILITYEVENT_CORRECTED']._serialized_start=1375
-  _globals['_LIABILITYEVENT_CORRECTED']._serialized_end=1538
-  _globals['_LIABILITYEVENT_PERIODENDED']._serialized_start=1540
-  _globals['_LIABILITYEVENT_PERIODENDED']._serialized_end=1590
-  _globals['_EPISODESTATEMENT']._serialized_start=1601
-  _globals['_EPISODESTATEMENT']._serialized_end=2011
-  _globals['_GETEPISODEREQUEST']._serialized_start=2013
-  _globals['_GETEPISODEREQUEST']._serialized_end=2052
-  _globals['_LISTRUNNINGCLOCKSREQUEST']._serialized_start=2054
-  _globals['_LISTRUNNINGCLOCKSREQUEST']._serialized_end=2141
-  _globals['_LISTRUNNINGCLOCKSRESPONSE']._serialized_start=2143
-  _globals['_LISTRUNNINGCLOCKSRESPONSE']._serialized_end=2244
-  _globals['_GETMONTHLYSTATEMENTREQUEST']._serialized_start=2246
-  _globals['_GETMONTHLYSTATEMENTREQUEST']._serialized_end=2327
-  _globals['_MONTHLYSTATEMENTLINE']._serialized_start=2330
-  _globals['_MONTHLYSTATEMENTLINE']._serialized_end=2533
-  _globals['_MONTHLYSTATEMENT']._serialized_start=2536
-  _globals['_MONTHLYSTATEMENT']._serialized_end=2735
-  _globals['_LIABILITYSERVICE']._serialized_start=2952
-  _globals['_LIABILITYSERVICE']._serialized_end=3242
+  _globals['_EVIDENCE']._serialized_end=440
+  _globals['_EVIDENCE_ANSWERTIME']._serialized_start=361
+  _globals['_EVIDENCE_ANSWERTIME']._serialized_end=440
+  _globals['_CONFLICT']._serialized_start=442
+  _globals['_CONFLICT']._serialized_end=526
+  _globals['_PERIOD']._serialized_start=529
+  _globals['_PERIOD']._serialized_end=844
+  _globals['_LIABILITYEVENT']._serialized_start=847
+  _globals['_LIABILITYEVENT']._serialized_end=1735
+  _globals['_LIABILITYEVENT_PERIODSTARTED']._serialized_start=1312
+  _globals['_LIABILITYEVENT_PERIODSTARTED']._serialized_end=1364
+  _globals['_LIABILITYEVENT_PERIODVOIDED']._serialized_start=1366
+  _globals['_LIABILITYEVENT_PERIODVOIDED']._serialized_end=1458
+  _globals['_LIABILITYEVENT_DAYACCRUED']._serialized_start=1460
+  _globals['_LIABILITYEVENT_DAYACCRUED']._serialized_end=1509
+  _globals['_LIABILITYEVENT_CORRECTED']._serialized_start=1512
+  _globals['_LIABILITYEVENT_CORRECTED']._serialized_end=1675
+  _globals['_LIABILITYEVENT_PERIODENDED']._serialized_start=1677
+  _globals['_LIABILITYEVENT_PERIODENDED']._serialized_end=1727
+  _globals['_EPISODESTATEMENT']._serialized_start=1738
+  _globals['_EPISODESTATEMENT']._serialized_end=2148
+  _globals['_GETEPISODEREQUEST']._serialized_start=2150
+  _globals['_GETEPISODEREQUEST']._serialized_end=2189
+  _globals['_LISTRUNNINGCLOCKSREQUEST']._serialized_start=2191
+  _globals['_LISTRUNNINGCLOCKSREQUEST']._serialized_end=2278
+  _globals['_LISTRUNNINGCLOCKSRESPONSE']._serialized_start=2280
+  _globals['_LISTRUNNINGCLOCKSRESPONSE']._serialized_end=2381
+  _globals['_GETMONTHLYSTATEMENTREQUEST']._serialized_start=2383
+  _globals['_GETMONTHLYSTATEMENTREQUEST']._serialized_end=2464
+  _globals['_MONTHLYSTATEMENTLINE']._serialized_start=2467
+  _globals['_MONTHLYSTATEMENTLINE']._serialized_end=2670
+  _globals['_MONTHLYSTATEMENT']._serialized_start=2673
+  _globals['_MONTHLYSTATEMENT']._serialized_end=2872
+  _globals['_LIABILITYSERVICE']._serialized_start=3089
+  _globals['_LIABILITYSERVICE']._serialized_end=3379
 # @@protoc_insertion_point(module_scope)
