@@ -42,7 +42,7 @@ def liable_day(day: LiableDay) -> pb.LiableDay:
 
 
 def evidence(e: Evidence) -> pb.Evidence:
-    return pb.Evidence(
+    msg = pb.Evidence(
         started_by=e.started_by,
         ended_by=e.ended_by or "",
         voided_by=e.voided_by or "",
@@ -51,6 +51,11 @@ def evidence(e: Evidence) -> pb.Evidence:
         cooperation_meeting=e.cooperation_meeting or "",
         updates=list(e.updates),
     )
+    for event_id, occurred_at in zip(e.answers, e.answered_at, strict=False):
+        msg.answer_times.add(event_id=event_id).occurred_at.FromDatetime(
+            occurred_at.astimezone(dt.UTC)
+        )
+    return msg
 
 
 def conflict(c: Conflict) -> pb.Conflict:

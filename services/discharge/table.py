@@ -202,12 +202,32 @@ def _date(value: str | None) -> dt.date | None:
 
 def _evidence_json(e: Evidence) -> dict[str, Any]:
     # Field by field: dataclasses.asdict deep-copies, a third of a tick's cost.
-    return {f.name: getattr(e, f.name) for f in _EVIDENCE_FIELDS}
+    value = {f.name: getattr(e, f.name) for f in _EVIDENCE_FIELDS}
+    value["answered_at"] = [t.isoformat() for t in e.answered_at]
+    return value
 
 
 def _evidence_from_json(data: dict[str, Any]) -> Evidence:
     fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    fields["answered_at"] = tuple(map(dt.datetime.fromisoformat, data.get("answered_at", ())))
     return Evidence(**fields)
+
+
+def _with_answer_times(statement: Statement, events: Iterable[EpisodeEvent]) -> Statement:
+    """A statement stored before evidence carried answer times gets them from the entry's
+    own history (the clock would give the same), so no stored clock needs migrating."""
+    if all(len(p.evidence.answered_at) == len(p.evidence.answers) for p in statement.periods):
+        return statement
+    when = {e.event_id: e.occurred_at for e in events}
+
+    def timed(period: Period) -> Period:
+        answers = period.evidence.answers
+        if not all(a in when for a in answers):  # not this history's statement: as stored
+            return period
+        evidence = dataclasses.replace(period.evidence, answered_at=tuple(when[a] for a in answers))
+        return dataclasses.replace(period, evidence=evidence)
+
+    return dataclasses.replace(statement, periods=tuple(map(timed, statement.periods)))
 
 
 def statement_to_json(statement: Statement) -> dict[str, Any]:
@@ -280,14 +300,15 @@ def entry_to_json(entry: ClockEntry, encoded: list[str] | None = None) -> dict[s
 def entry_from_json(
     data: dict[str, Any], events: tuple[EpisodeEvent, ...] | None = None
 ) -> ClockEntry:
+    if events is None:
+        events = tuple(decode_event(base64.b64decode(e)) for e in data["events"])
+    announced = statement_from_json(data["announced"]) if data["announced"] else None
     return ClockEntry(
         episode_id=data["episode_id"],
         partition=int(data["partition"]),
         as_of=dt.date.fromisoformat(data["as_of"]),
-        events=events
-        if events is not None
-        else tuple(decode_event(base64.b64decode(e)) for e in data["events"]),
-        announced=statement_from_json(data["announced"]) if data["announced"] else None,
+        events=events,
+        announced=_with_answer_times(announced, events) if announced else None,
         error=data.get("error"),
         rates=data.get("rates", ""),
     )

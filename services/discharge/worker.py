@@ -182,7 +182,9 @@ class ClockWorker:
             repriced = apply_rates(entry, self.rules)
             outcome = apply_tick(repriced.entry, day, self.rules)
             if outcome.entry != entry:  # the re-pricing and the day as one write
-                outcomes.append(Outcome(outcome.entry, [*repriced.changes, *outcome.changes]))
+                changes = [*repriced.changes, *outcome.changes]
+                answered = [*repriced.answered, *outcome.answered]
+                outcomes.append(Outcome(outcome.entry, changes, answered))
         await self._record(outcomes)
         await self._archive_quiet(record.partition, day)
 
@@ -230,6 +232,10 @@ class ClockWorker:
         for outcome in outcomes:
             for change in outcome.changes:
                 metrics.liability_announced(SERVICE, change)
+            for answer in outcome.answered:
+                metrics.notice_answered(
+                    SERVICE, answer.municipality, answer.division.value, answer.seconds
+                )
             if outcome.entry.error:
                 log.error(
                     "clock.not_announced",

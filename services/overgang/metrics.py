@@ -7,13 +7,16 @@ One `CollectorRegistry` per process, not prometheus_client's global default:
 `use_metrics` swaps the process's for the length of a test).
 
 Labels are bounded sets only: service, topic, partition, reason class, stage, unit,
-municipality (kommunenummer), year, gRPC method and code. Never a national id, an
+municipality (kommunenummer), division, year, gRPC method and code. Never a national id, an
 episode id or free text: every label value goes through `label()`, which turns anything
 that looks like an id, or is not a short plain token, into "invalid".
 
 Counters count what this process did since it started (at least once: a repeat after a
 crash counts again); Prometheus' `rate()`/`increase()` handle restarts. They are for
-trends and alerts; the amounts to reconcile are the statements.
+trends and alerts; the amounts to reconcile are the statements. The notice-to-answer
+histogram is at most once per period (observed after the clock's state is durable; a
+crash in between loses the observation, a redelivery finds the answer already counted):
+`overgang sla` gives the figure to report.
 """
 
 from __future__ import annotations
@@ -44,6 +47,21 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 REASON_CLASSES = ("decode", "key", "topic", "rule", "processing", "other")
 GRPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_HOUR, _DAY = 3600, 86_400
+# The municipality should answer the same day: hours first, then days up to a month.
+ANSWER_BUCKETS = (
+    _HOUR,
+    3 * _HOUR,
+    6 * _HOUR,
+    12 * _HOUR,
+    _DAY,
+    2 * _DAY,
+    3 * _DAY,
+    5 * _DAY,
+    7 * _DAY,
+    14 * _DAY,
+    30 * _DAY,
+)
 __all__ = ["REASON_CLASSES", "Metrics", "label", "municipality_label", "process_metrics"]
 
 
@@ -146,6 +164,14 @@ class Metrics:
         self.reversed_nok = counter("overgang_reversed_liable_nok", "NOK reversed", place)
         self.reversed_pending_days = counter(
             "overgang_reversed_rate_pending_days", "Rate-pending days reversed (priced)", place
+        )
+        self.notice_to_answer = Histogram(
+            "overgang_notice_to_answer_seconds",
+            "Event time from a discharge-ready notice to the municipality's first answer to "
+            "it, observed once per liability period when the clock first counts the answer",
+            ["service", "municipality", "division"],
+            buckets=ANSWER_BUCKETS,
+            registry=self.registry,
         )
         self.grpc_requests = counter("overgang_grpc_requests", "gRPC calls handled", rpc)
         self.grpc_seconds = Histogram(
@@ -268,6 +294,14 @@ class Metrics:
             self.reversed_nok,
             self.reversed_pending_days,
         )
+
+    @_never_raises
+    def notice_answered(
+        self, service: str, municipality: str, division: str, seconds: float
+    ) -> None:
+        """A liability period's first answer (the discharge worker, once it is recorded)."""
+        names = (label(service), municipality_label(municipality), label(division))
+        self.notice_to_answer.labels(*names).observe(max(seconds, 0.0))
 
     # ----------------------------------------------------------------------- gRPC
     @_never_raises

@@ -59,6 +59,11 @@ def _dates(first: dt.date, end: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=n) for n in range((end - first).days)]
 
 
+def _median(spread: dict[str, Any]) -> Any:
+    """A median, 0 included ("-": none, no answer yet)."""
+    return "-" if spread["median"] is None else spread["median"]
+
+
 def waits(items: list[EpisodeSla]) -> list[int]:
     """Received patients per whole days from the ready day to reception: 0..MAX_WAIT, more."""
     counts = [0] * (MAX_WAIT + 2)
@@ -127,6 +132,7 @@ def render(data: MonthData) -> str:
         [
             g["group"],
             g["patients"],
+            _median(g["toAnswerDays"]),
             g["toServiceReadyDays"]["median"] or "-",
             g["toDischargeDays"]["median"] or "-",
             g["liableDaysPerEpisode"]["total"],
@@ -158,6 +164,7 @@ def render(data: MonthData) -> str:
             [
                 "group",
                 "patients",
+                "to answer (median days)",
                 "to service ready (median days)",
                 "to discharge (median days)",
                 "liable days",

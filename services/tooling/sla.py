@@ -1,6 +1,10 @@
 """`overgang sla`: the pathway SLAs of a month as figures, per municipality and division.
 
 Per episode with a discharge-ready notice in the month (its last notice counts):
+* to the municipality's answer: notice -> the first answer to it (the first of the
+  answers the liability period of that notice names as evidence, with their event
+  times; an answer before the notice answers no notice of the period), days with
+  decimals, in event time; an episode without an answer yet is left out, not 0;
 * to service ready: notice day -> the day the municipality reported its service ready
   (the liability period's end when it ended by SERVICE_READY), whole Oslo days;
 * to discharge: notice -> discharge (the stage history's move out of DISCHARGE_READY
@@ -8,8 +12,7 @@ Per episode with a discharge-ready notice in the month (its last notice counts):
 * liable days: the episode's liability statement (every period);
 * received on the day they were ready: discharged to municipal care (RECEIVED) on the
   period's first day (the later of the ready day and the notice day).
-The time to the municipality's answer needs the answer's time, which no RPC gives yet
-(see UNAVAILABLE).
+Statement figures are as of the statements' date: an answer of today counts tomorrow.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from overgang.events import oslo_day
 from overgang.v1 import events_pb2, pathway_pb2
 from tooling.month import MonthData, at, notices
 
-UNAVAILABLE = {
-    "toAnswer": "no RPC gives the time of the municipality's answer (the pathway history "
-    "holds stage changes only, and an answer changes no stage)"
-}
 _LEFT = (pathway_pb2.STAGE_RECEIVED, pathway_pb2.STAGE_CLOSED)
+
+
+def days_between(start: dt.datetime, end: dt.datetime) -> float:
+    """Elapsed days, with decimals. In UTC: Python subtracts two datetimes of one time zone
+    as wall-clock times, which would make the night to summer time 24 hours long."""
+    return (end.astimezone(dt.UTC) - start.astimezone(dt.UTC)).total_seconds() / 86_400
 
 
 @dataclass(frozen=True)
@@ -40,11 +45,18 @@ class EpisodeSla:
     division: str
     notice_at: dt.datetime
     ready_day: dt.date
+    answered_at: dt.datetime | None  # the first answer to the notice
     service_ready_day: dt.date | None
     discharged_at: dt.datetime | None
     received: bool
     liable_days: int | None  # None: no statement
     amount_nok: int
+
+    @property
+    def to_answer(self) -> float | None:
+        if self.answered_at is None:
+            return None
+        return days_between(self.notice_at, self.answered_at)
 
     @property
     def to_service_ready(self) -> float | None:
@@ -56,7 +68,7 @@ class EpisodeSla:
     def to_discharge(self) -> float | None:
         if self.discharged_at is None:
             return None
-        return (self.discharged_at - self.notice_at).total_seconds() / 86_400
+        return days_between(self.notice_at, self.discharged_at)
 
     @property
     def received_same_day(self) -> bool:
@@ -94,12 +106,22 @@ def episode_sla(pathway: Any, statement: Any | None) -> EpisodeSla:
         ready_day=dt.date.fromisoformat(period.start)
         if period and period.start
         else oslo_day(notice_at),
+        answered_at=first_answer(period, notice_at),
         service_ready_day=dt.date.fromisoformat(service_ready) if service_ready else None,
         discharged_at=at(left.at) if left is not None else None,
         received=left is not None and left.to_stage == pathway_pb2.STAGE_RECEIVED,
         liable_days=statement.liable_days if statement is not None else None,
         amount_nok=statement.amount_nok if statement is not None else 0,
     )
+
+
+def first_answer(period: Any | None, notice_at: dt.datetime) -> dt.datetime | None:
+    """The first answer of the notice's period at or after the notice (the clock names no
+    earlier one; checked here too, since the figure must never count one)."""
+    if period is None:
+        return None
+    times = [at(a.occurred_at) for a in period.evidence.answer_times]
+    return min((t for t in times if t >= notice_at), default=None)
 
 
 def episodes(data: MonthData) -> list[EpisodeSla]:
@@ -130,7 +152,7 @@ def figures(name: str, group: list[EpisodeSla]) -> dict[str, Any]:
     return {
         "group": name,
         "patients": len(group),
-        "toAnswerDays": None,
+        "toAnswerDays": spread(e.to_answer for e in group),
         "toServiceReadyDays": spread(e.to_service_ready for e in group),
         "toDischargeDays": spread(e.to_discharge for e in group),
         "liableDaysPerEpisode": {
@@ -170,7 +192,6 @@ def sla_json(data: MonthData) -> dict[str, Any]:
         "asOf": data.as_of,
         "episodes": len(items),
         "withoutStatement": data.missing,
-        "unavailable": UNAVAILABLE,
         "groups": groups(items),
     }
 
@@ -190,9 +211,9 @@ def write_sla(report: dict[str, Any], out: TextIO) -> None:
         f"notice in the month (statements as of {report['asOf'] or '-'})\n"
     )
     out.write("days: median / p90; liable days per episode: mean, median / p90, max\n")
-    header = ("group", "patients", "to service ready", "to discharge", "liable days", "same day")
-    out.write(f"{header[0]:<24}{header[1]:>9}{header[2]:>18}{header[3]:>15}")
-    out.write(f"{header[4]:>22}{header[5]:>16}\n")
+    header = ("group", "patients", "to answer", "to service ready", "to discharge")
+    out.write(f"{header[0]:<24}{header[1]:>9}{header[2]:>12}{header[3]:>18}{header[4]:>15}")
+    out.write(f"{'liable days':>22}{'same day':>16}\n")
     for g in report["groups"]:
         liable = g["liableDaysPerEpisode"]
         days = f"{liable['mean'] or 0:g}, {_pair(liable)}, {liable['max'] or 0}"
@@ -201,10 +222,10 @@ def write_sla(report: dict[str, Any], out: TextIO) -> None:
         if same["share"] is not None:
             share += f" {100 * same['share']:.0f}%"
         out.write(
-            f"{g['group']:<24}{g['patients']:>9}{_pair(g['toServiceReadyDays']):>18}"
+            f"{g['group']:<24}{g['patients']:>9}{_pair(g['toAnswerDays']):>12}"
+            f"{_pair(g['toServiceReadyDays']):>18}"
             f"{_pair(g['toDischargeDays']):>15}{days:>22}{share:>16}\n"
         )
-    out.write(f"to the municipality's answer: not available ({UNAVAILABLE['toAnswer']})\n")
     for episode_id, reason in sorted(report["withoutStatement"].items()):
         out.write(f"no statement for {episode_id}: {reason}\n")
 

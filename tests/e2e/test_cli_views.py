@@ -54,6 +54,15 @@ CLOCK = dt.date(2024, 4, 1)
 CUTOFF = dt.datetime.combine(CLOCK, dt.time(0), tzinfo=OSLO)
 EPISODES = 30
 DISCHARGED = EventKind.DISCHARGED
+NOTICE = EventKind.DISCHARGE_READY_NOTIFIED
+# What ends a liability period (an answer after it answers nothing in force).
+ENDS = (EventKind.SERVICE_READY, DISCHARGED, EventKind.DISCHARGE_READY_WITHDRAWN, EventKind.DIED)
+
+
+def elapsed_days(start: dt.datetime, end: dt.datetime) -> float:
+    """In UTC: the simulation's Oslo times would subtract as wall-clock times (the month
+    ends with the change to summer time)."""
+    return (end.astimezone(dt.UTC) - start.astimezone(dt.UTC)).total_seconds() / 86_400
 
 
 @dataclass
@@ -71,6 +80,18 @@ class Month:
     def after(self, notice: EpisodeEvent, kind: EventKind) -> EpisodeEvent | None:
         later = [e for e in self.of(notice.episode_id, kind) if e.occurred_at > notice.occurred_at]
         return later[0] if later else None
+
+    def first_answer_days(self, notice: EpisodeEvent) -> float | None:
+        """Days from the notice to the first answer while it is in force (none: None)."""
+        since = notice.occurred_at
+        ends = [e.occurred_at for k in ENDS for e in self.of(notice.episode_id, k)]
+        end = min((t for t in ends if t >= since), default=None)
+        answers = sorted(
+            e.occurred_at
+            for e in self.of(notice.episode_id, EventKind.MUNICIPALITY_ANSWERED)
+            if e.occurred_at >= since and (end is None or e.occurred_at <= end)
+        )
+        return elapsed_days(since, answers[0]) if answers else None
 
 
 def overgang(
@@ -198,7 +219,7 @@ def test_sla_figures_follow_from_the_simulated_events(month: Month) -> None:
             to_service.append((oslo_day(ready.occurred_at) - oslo_day(notice.occurred_at)).days)
         if out is None:
             continue
-        to_discharge.append((out.occurred_at - notice.occurred_at).total_seconds() / 86_400)
+        to_discharge.append(elapsed_days(notice.occurred_at, out.occurred_at))
         if out.destination in MUNICIPAL_DESTINATIONS:  # the simulation always has needs
             received += 1
             day_1 = max(
@@ -212,7 +233,8 @@ def test_sla_figures_follow_from_the_simulated_events(month: Month) -> None:
     expected = replay(month.events, CLOCK, load_rates(), load_profile()).statements
     assert everyone["liableDaysPerEpisode"]["total"] == sum(s.liable_days for s in expected)
     assert everyone["liableDaysPerEpisode"]["max"] == max(s.liable_days for s in expected)
-    assert everyone["toAnswerDays"] is None and "answer" in report["unavailable"]["toAnswer"]
+    to_answer = [month.first_answer_days(month.of(e, NOTICE)[-1]) for e in episodes]
+    assert everyone["toAnswerDays"] == spread_of([d for d in to_answer if d is not None])
     names = {g["group"] for g in report["groups"]}
     assert {"1103", "SOMATIC", "1103 SOMATIC"} <= names
     text = overgang(month.env, "sla", "--month", "2024-03", "--hospital", month.her_id).stdout

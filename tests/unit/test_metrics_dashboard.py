@@ -73,6 +73,7 @@ def test_the_kernel_registers_the_documented_families() -> None:
         "overgang_reversed_rate_pending_days",
         "overgang_grpc_requests",
         "overgang_grpc_request_duration_seconds",
+        "overgang_notice_to_answer_seconds",
     }
 
 

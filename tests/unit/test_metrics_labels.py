@@ -42,6 +42,8 @@ def _feed(service: ServiceMetrics) -> None:
     accrued = _change(ChangeKind.DAY_ACCRUED, "1103", day=LiableDay(dt.date(2024, 3, 2), 5_000))
     metrics.liability_announced(service.service, accrued)
     metrics.liability_announced(service.service, _change(ChangeKind.CORRECTED, EPISODE))
+    metrics.notice_answered(service.service, "1103", "SOMATIC", 7200.0)
+    metrics.notice_answered(service.service, EPISODE, NATIONAL_ID, 60.0)
     metrics.grpc_handled("/overgang.v1.PathwayService/GetPathway", "OK", 0.01)
     metrics.grpc_handled(f"/x/{EPISODE}", NATIONAL_ID, 0.01)
     service.watch_pathways(lambda: {"ADMITTED": 2, EPISODE: 1, NATIONAL_ID: 1})
@@ -64,12 +66,13 @@ def test_no_exported_label_value_looks_like_an_id() -> None:
     finally:
         service.close()
     values = {value for series in samples.values() for labels in series for _, value in labels}
-    assert {"1103", "HOME_CARE", "ADMITTED", HOSPITAL, "2024"} <= values  # fed and exported
+    fed_and_exported = {"1103", "HOME_CARE", "ADMITTED", HOSPITAL, "2024", "SOMATIC"}
+    assert fed_and_exported <= values
     for pattern in LOOKS_LIKE_AN_ID:
         assert not [v for v in values if pattern.search(v)], pattern.pattern
     exported = {name for name in samples if name.startswith("overgang_")}
     fed = {"overgang_outbox_backlog_rows"}  # needs an engine: test_metrics_sources
-    assert len(exported | fed) >= 19
+    assert len(exported | fed) >= 20
 
 
 def test_the_guard_keeps_plain_tokens_and_refuses_ids() -> None:

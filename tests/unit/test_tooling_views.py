@@ -46,8 +46,10 @@ def pathway(
     return p
 
 
-def period(episode: str, start: str, end: str, cause: str, days: list[str]) -> Any:
-    return liability_pb2.Period(
+def period(
+    episode: str, start: str, end: str, cause: str, days: list[str], *answered: dt.datetime
+) -> Any:
+    p = liability_pb2.Period(
         notice_event_id=f"{episode}:n",
         status=liability_pb2.ENDED if end else liability_pb2.RUNNING,
         start=start,
@@ -60,6 +62,11 @@ def period(episode: str, start: str, end: str, cause: str, days: list[str]) -> A
             started_by=f"{episode}:n", ended_by=f"{episode}:e" if end else "", answers=["ans-1"]
         ),
     )
+    for n, when in enumerate(answered, start=1):
+        p.evidence.answer_times.add(event_id=f"ans-{n}").occurred_at.FromDatetime(
+            when.astimezone(dt.UTC)
+        )
+    return p
 
 
 def days_of(*dates: str, pending: bool = False) -> list[Any]:
@@ -72,7 +79,8 @@ def days_of(*dates: str, pending: bool = False) -> list[Any]:
 @pytest.fixture
 def data() -> MonthData:
     """A waits 3 days for service ready (day 1 = 4 March) and leaves on the 8th; B is
-    received on the ready day; C died; D's clock still runs (2 days, one rate-pending)."""
+    received on the ready day; C died; D's clock still runs (2 days, one rate-pending).
+    The municipality answered A after 6 hours, B after 2, C after 12; D not yet."""
     month = MonthData(Scope("2024-03"), at(1, 0, month=4))
     month.pathways = [
         pathway("80001:A", at(4, 10), at(8, 10), pathway_pb2.STAGE_RECEIVED),
@@ -82,9 +90,11 @@ def data() -> MonthData:
     ]
     a_days = ["2024-03-04", "2024-03-05", "2024-03-06"]
     periods = {
-        "80001:A": period("80001:A", "2024-03-04", "2024-03-07", "SERVICE_READY", a_days),
-        "80001:B": period("80001:B", "2024-03-05", "2024-03-05", "DISCHARGED", []),
-        "80001:C": period("80001:C", "2024-03-06", "2024-03-07", "DIED", ["2024-03-06"]),
+        "80001:A": period(
+            "80001:A", "2024-03-04", "2024-03-07", "SERVICE_READY", a_days, at(4, 16)
+        ),
+        "80001:B": period("80001:B", "2024-03-05", "2024-03-05", "DISCHARGED", [], at(5, 11)),
+        "80001:C": period("80001:C", "2024-03-06", "2024-03-07", "DIED", ["2024-03-06"], at(6, 21)),
         "80001:D": period("80001:D", "2024-03-30", "", "", ["2024-03-30", "2024-03-31"]),
     }
     for episode, p in periods.items():
@@ -150,6 +160,8 @@ def test_groups_medians_p90_and_received_same_day(data: MonthData) -> None:
         "total": 6,
     }
     assert everyone["receivedSameDay"] == {"received": 2, "sameDay": 1, "share": 0.5}
+    # 2, 6 and 12 hours; D has no answer yet
+    assert everyone["toAnswerDays"] == {"n": 3, "median": 0.2, "p90": 0.5}
     assert [g["group"] for g in rest] == ["1103", "1108", "SOMATIC", "1103 SOMATIC", "1108 SOMATIC"]
     assert sla.p90([float(n) for n in range(1, 11)]) == 9.0
 
@@ -157,11 +169,48 @@ def test_groups_medians_p90_and_received_same_day(data: MonthData) -> None:
 def test_sla_text_and_json(data: MonthData) -> None:
     out = io.StringIO()
     sla.write_sla(sla.sla_json(data), out)
-    assert re.search(r"^all\s+4\s+3 / 3\s", out.getvalue(), re.M), out.getvalue()
-    assert "to the municipality's answer: not available" in out.getvalue()
+    assert re.search(r"^all\s+4\s+0.2 / 0.5\s+3 / 3\s", out.getvalue(), re.M), out.getvalue()
+    assert re.search(r"^1108\s+1\s+0.1 / 0.1\s+-\s", out.getvalue(), re.M), out.getvalue()
     out = io.StringIO()
     sla.write_sla_json(sla.sla_json(data), out)
-    assert json.loads(out.getvalue())["groups"][0]["toAnswerDays"] is None
+    assert json.loads(out.getvalue())["groups"][0]["toAnswerDays"]["n"] == 3
+
+
+def answered(*answers: dt.datetime) -> sla.EpisodeSla:
+    """Episode A (notice 4 March 10:00) with these answers in its period's evidence."""
+    p = pathway("80001:A", at(4, 10), None, 0)
+    s = liability_pb2.EpisodeStatement(
+        episode_id="80001:A",
+        periods=[period("80001:A", "2024-03-04", "", "", [], *answers)],
+    )
+    return sla.episode_sla(p, s)
+
+
+def test_time_to_answer_counts_from_the_notice_to_the_first_answer_after_it() -> None:
+    assert answered(at(4, 16), at(5, 10)).to_answer == 0.25
+
+
+def test_time_to_answer_an_answer_before_the_notice_does_not_count() -> None:
+    assert answered(at(4, 9), at(4, 22)).to_answer == 0.5
+
+
+def test_time_to_answer_no_answer_yet_is_left_out_not_zero() -> None:
+    group = [answered(), answered(at(5, 10))]
+    assert sla.figures("all", group)["toAnswerDays"] == {"n": 1, "median": 1.0, "p90": 1.0}
+
+
+def test_time_to_answer_counts_across_the_change_to_summer_time() -> None:
+    # Notice Saturday 30 March 12:00 CET, answer Sunday 12:00 CEST: 23 hours passed.
+    p = pathway("80001:A", at(30, 12), None, 0)
+    s = liability_pb2.EpisodeStatement(
+        episode_id="80001:A", periods=[period("80001:A", "2024-03-30", "", "", [], at(31, 12))]
+    )
+    assert sla.episode_sla(p, s).to_answer == 23 / 24
+
+
+def test_time_to_discharge_counts_across_the_change_to_summer_time() -> None:
+    p = pathway("80001:A", at(30, 12), at(31, 12), pathway_pb2.STAGE_RECEIVED)
+    assert sla.episode_sla(p, None).to_discharge == 23 / 24
 
 
 def test_statement_rows_dates_rates_and_evidence(data: MonthData) -> None:

@@ -172,6 +172,7 @@ def _period(
             admission_notice=met(checks[0][1]),
             cooperation_meeting=met(checks[1][1]) if len(checks) > 1 else None,
             answers=tuple(a.event_id for a in period.answers),
+            answered_at=tuple(a.occurred_at for a in period.answers),
             updates=tuple(period.updates),
         ),
         not_liable_reason=None if void_reason else not_liable_reason,

@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 
 from discharge.domain.clock import Statement, compute_statement
+from discharge.domain.first_answers import FirstAnswer, new_first_answers
 from discharge.domain.liability_diff import LiabilityChange, liability_diff
 from discharge.domain.profile import RuleProfile
 from discharge.domain.rates import RateTable
@@ -46,6 +47,8 @@ class Rules:
 class Outcome:
     entry: ClockEntry
     changes: list[LiabilityChange] = field(default_factory=list)
+    # Periods whose first answer the statement now has and did not before (a metric).
+    answered: list[FirstAnswer] = field(default_factory=list)
 
 
 def _recompute(entry: ClockEntry, rules: Rules, cause_event_id: str | None) -> Outcome:
@@ -53,8 +56,9 @@ def _recompute(entry: ClockEntry, rules: Rules, cause_event_id: str | None) -> O
         entry.episode_id, entry.events, entry.as_of, rules.rates, rules.profile
     )
     changes = liability_diff(entry.announced, current, cause_event_id)
+    answered = new_first_answers(entry.announced, current, entry.events)
     priced = replace(entry, announced=current, error=None, rates=rules.rates.fingerprint)
-    return Outcome(priced, changes)
+    return Outcome(priced, changes, answered)
 
 
 def apply_event(entry: ClockEntry, event: EpisodeEvent, rules: Rules) -> Outcome:

@@ -67,6 +67,13 @@ class Evidence:
     cooperation_meeting: str | None = None  # the meeting, where the profile needs one
     answers: tuple[str, ...] = ()  # the municipality's answers while it was in force
     updates: tuple[str, ...] = ()  # repeated notices while it was in force
+    # The event time of each of `answers`, in the same order: the SLA "time to the
+    # municipality's answer" runs from the notice to the first.
+    answered_at: tuple[dt.datetime, ...] = ()
+
+    @property
+    def first_answer_at(self) -> dt.datetime | None:
+        return self.answered_at[0] if self.answered_at else None
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,31 @@ class Evidence(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class AnswerTime(_message.Message):
+        """One of `answers` with its event time."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        EVENT_ID_FIELD_NUMBER: _builtins.int
+        OCCURRED_AT_FIELD_NUMBER: _builtins.int
+        event_id: _builtins.str
+        @_builtins.property
+        def occurred_at(self) -> _timestamp_pb2.Timestamp:
+            """the answer's event time"""
+
+        def __init__(
+            self,
+            *,
+            event_id: _builtins.str = ...,
+            occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "occurred_at", b"occurred_at"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     STARTED_BY_FIELD_NUMBER: _builtins.int
     ENDED_BY_FIELD_NUMBER: _builtins.int
     VOIDED_BY_FIELD_NUMBER: _builtins.int
@@ -132,6 +157,7 @@ class Evidence(_message.Message):
     ADMISSION_NOTICE_FIELD_NUMBER: _builtins.int
     COOPERATION_MEETING_FIELD_NUMBER: _builtins.int
     UPDATES_FIELD_NUMBER: _builtins.int
+    ANSWER_TIMES_FIELD_NUMBER: _builtins.int
     started_by: _builtins.str
     """the discharge-ready notice"""
     ended_by: _builtins.str
@@ -150,6 +176,13 @@ class Evidence(_message.Message):
     def updates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """repeated notices while the period was in force"""
 
+    @_builtins.property
+    def answer_times(self) -> _containers.RepeatedCompositeFieldContainer[Global___Evidence.AnswerTime]:
+        """`answers` with their event times, in the same (event-time) order: the first is the
+        municipality's first answer to the notice. An answer before the notice answers no
+        notice of this period, so it is in neither list.
+        """
+
     def __init__(
         self,
         *,
@@ -160,10 +193,11 @@ class Evidence(_message.Message):
         admission_notice: _builtins.str = ...,
         cooperation_meeting: _builtins.str = ...,
         updates: _abc.Iterable[_builtins.str] | None = ...,
+        answer_times: _abc.Iterable[Global___Evidence.AnswerTime] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["admission_notice", b"admission_notice", "answers", b"answers", "cooperation_meeting", b"cooperation_meeting", "ended_by", b"ended_by", "started_by", b"started_by", "updates", b"updates", "voided_by", b"voided_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admission_notice", b"admission_notice", "answer_times", b"answer_times", "answers", b"answers", "cooperation_meeting", b"cooperation_meeting", "ended_by", b"ended_by", "started_by", b"started_by", "updates", b"updates", "voided_by", b"voided_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
