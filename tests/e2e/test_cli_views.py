@@ -350,3 +350,44 @@ def test_board_renders_stage_counts_in_a_pty_and_exits_0_on_sigint(month: Month)
         if process.poll() is None:
             process.kill()
         os.close(master)
+
+
+def test_a_dispute_shows_beside_the_liable_days_and_never_changes_them(month: Month) -> None:
+    scope = ("--month", "2024-03", "--hospital", month.her_id, "--json")
+    before = json.loads(overgang(month.env, "statement", *scope).stdout)
+    line = next(x for x in before["lines"] if x["liableDays"] >= 2)
+    days = [d["date"] for p in line["periods"] for d in p["days"]][:2]
+    ask = ("dispute", line["episodeId"], "--days", *days, "--reason", "not notified in time")
+    opened = json.loads(overgang(month.env, *ask, "--json").stdout)
+    again = json.loads(overgang(month.env, *ask, "--json").stdout)  # a repeat, not a second
+    assert (opened["state"], again["disputeId"]) == ("OPEN", opened["disputeId"])
+    disputed = json.loads(overgang(month.env, "statement", *scope).stdout)
+    resolved = overgang(
+        month.env, "resolve-dispute", opened["disputeId"], "--accept", "--note", "agreed", "--json"
+    )
+    assert json.loads(resolved.stdout)["state"] == "ACCEPTED"
+    accepted = json.loads(overgang(month.env, "statement", *scope).stdout)
+    rate = int(line["periods"][0]["rateNok"])
+    assert [
+        (s["liableDays"], s["amountNok"], s["disputedOpenDays"], s["disputedAcceptedNok"])
+        for s in (before, disputed, accepted)
+    ] == [
+        (before["liableDays"], before["amountNok"], 0, 0),
+        (before["liableDays"], before["amountNok"], 2, 0),
+        (before["liableDays"], before["amountNok"], 0, 2 * rate),
+    ]
+
+
+def test_statement_since_lists_the_corrections_the_clock_announced(month: Month) -> None:
+    from clock_probe import announced_events
+
+    announced = {
+        e.event_id
+        for e in announced_events(month.env["KAFKA_BOOTSTRAP_SERVERS"], f"{month.her_id}:")
+        if e.WhichOneof("kind") == "corrected"
+    }
+    scope = ("--month", "2024-03", "--hospital", month.her_id, "--json")
+    listed = json.loads(overgang(month.env, "statement", *scope, "--since", "2024-03-31").stdout)
+    later = json.loads(overgang(month.env, "statement", *scope, "--since", "2024-04-01").stdout)
+    assert announced  # the simulated month has late and corrected events
+    assert ({c["eventId"] for c in listed["corrections"]}, later["corrections"]) == (announced, [])
