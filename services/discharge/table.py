@@ -62,6 +62,35 @@ class _Histories:
         self._by_episode.pop(episode_id, None)
 
 
+class _Statements:
+    """The announced statement of each episode next to its JSON, the stored value's own
+    object: a tick that reads the value it wrote last decodes nothing, and writing the
+    same statement twice (write-ahead, then marked sent) encodes it once. Keyed by
+    identity, so a value read back from the changelog (a new object) is decoded."""
+
+    def __init__(self) -> None:
+        self._by_episode: dict[str, tuple[dict[str, Any], Statement]] = {}
+
+    def decoded(self, episode_id: str, data: dict[str, Any]) -> Statement:
+        known = self._by_episode.get(episode_id)
+        if known is not None and known[0] is data:
+            return known[1]
+        statement = statement_from_json(data)
+        self._by_episode[episode_id] = (data, statement)
+        return statement
+
+    def encoded(self, episode_id: str, statement: Statement) -> dict[str, Any]:
+        known = self._by_episode.get(episode_id)
+        if known is not None and known[1] is statement:
+            return known[0]
+        data = statement_to_json(statement)
+        self._by_episode[episode_id] = (data, statement)
+        return data
+
+    def forget(self, episode_id: str) -> None:
+        self._by_episode.pop(episode_id, None)
+
+
 class ClockTable:
     """Episode id -> ClockEntry over a table of JSON values (a Faust table in the
     service, a dict in tests and benchmarks)."""
@@ -70,6 +99,7 @@ class ClockTable:
         self.table = table
         self._changelog = changelog
         self._histories = _Histories()
+        self._statements = _Statements()
 
     def get(self, episode_id: str) -> ClockEntry | None:
         value = self.table.get(episode_id)
@@ -85,7 +115,10 @@ class ClockTable:
         return _DONE
 
     def _value(self, entry: ClockEntry) -> dict[str, Any]:
-        return entry_to_json(entry, self._histories.encoded(entry.episode_id, entry.events))
+        episode = entry.episode_id
+        statement = entry.announced
+        announced = self._statements.encoded(episode, statement) if statement else None
+        return entry_to_json(entry, self._histories.encoded(episode, entry.events), announced)
 
     async def put_unsent(self, items: Sequence[Unsent]) -> None:
         """Write-ahead: each entry's new state together with the liability events it is
@@ -132,12 +165,16 @@ class ClockTable:
 
     def delete(self, episode_id: str) -> None:
         self._histories.forget(episode_id)
+        self._statements.forget(episode_id)
         value = self.table.get(episode_id)
         if value:
             _forget(self._write(int(value["partition"]), episode_id, None))
 
     def _entry(self, value: dict[str, Any]) -> ClockEntry:
-        return entry_from_json(value, self._histories.decoded(value["episode_id"], value["events"]))
+        episode = value["episode_id"]
+        data = value["announced"]
+        announced = self._statements.decoded(episode, data) if data else None
+        return entry_from_json(value, self._histories.decoded(episode, value["events"]), announced)
 
     def entries(self, partition: int | None = None, *, quiet: bool = True) -> Iterator[ClockEntry]:
         """The clocks (of one partition); `quiet=False` leaves out, without decoding
@@ -263,13 +300,19 @@ def _encoded(event: EpisodeEvent) -> str:
     return base64.b64encode(encode_event(event)).decode()
 
 
-def entry_to_json(entry: ClockEntry, encoded: list[str] | None = None) -> dict[str, Any]:
+def entry_to_json(
+    entry: ClockEntry,
+    encoded: list[str] | None = None,
+    announced: dict[str, Any] | None = None,  # the statement's JSON, if already made
+) -> dict[str, Any]:
+    if announced is None and entry.announced:
+        announced = statement_to_json(entry.announced)
     return {
         "episode_id": entry.episode_id,
         "partition": entry.partition,
         "as_of": entry.as_of.isoformat(),
         "events": encoded if encoded is not None else [_encoded(e) for e in entry.events],
-        "announced": statement_to_json(entry.announced) if entry.announced else None,
+        "announced": announced,
         "error": entry.error,
         "rates": entry.rates,
         # Read without decoding the entry: ticks skip quiet clocks, archiving finds them.
@@ -278,8 +321,12 @@ def entry_to_json(entry: ClockEntry, encoded: list[str] | None = None) -> dict[s
 
 
 def entry_from_json(
-    data: dict[str, Any], events: tuple[EpisodeEvent, ...] | None = None
+    data: dict[str, Any],
+    events: tuple[EpisodeEvent, ...] | None = None,
+    announced: Statement | None = None,  # the statement, if already decoded
 ) -> ClockEntry:
+    if announced is None and data["announced"]:
+        announced = statement_from_json(data["announced"])
     return ClockEntry(
         episode_id=data["episode_id"],
         partition=int(data["partition"]),
@@ -287,7 +334,7 @@ def entry_from_json(
         events=events
         if events is not None
         else tuple(decode_event(base64.b64decode(e)) for e in data["events"]),
-        announced=statement_from_json(data["announced"]) if data["announced"] else None,
+        announced=announced,
         error=data.get("error"),
         rates=data.get("rates", ""),
     )
