@@ -315,6 +315,7 @@ def entry_to_json(
         "announced": announced,
         "error": entry.error,
         "rates": entry.rates,
+        "profile": entry.profile,
         # Read without decoding the entry: ticks skip quiet clocks, archiving finds them.
         "quiet_since": _day(quiet_since(entry)),
     }
@@ -337,4 +338,5 @@ def entry_from_json(
         announced=announced,
         error=data.get("error"),
         rates=data.get("rates", ""),
+        profile=data.get("profile", ""),  # older values: recomputed at the next tick
     )
