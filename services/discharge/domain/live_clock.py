@@ -76,17 +76,17 @@ def apply_event(entry: ClockEntry, event: EpisodeEvent, rules: Rules) -> Outcome
 def apply_tick(entry: ClockEntry, today: dt.date, rules: Rules) -> Outcome:
     if today <= entry.as_of and entry.error is None:
         return Outcome(entry)
-    moved = replace(entry, as_of=max(today, entry.as_of))
-    current = _extended(moved, rules)
+    as_of = max(today, entry.as_of)
+    current = _extended(entry, as_of, rules)
     if current is None:
-        return _recompute(moved, rules, None)
+        return _recompute(replace(entry, as_of=as_of), rules, None)
     # Exactly what `_recompute` would give (see `extension`), without the history.
     changes = liability_diff(entry.announced, current, None)
-    return Outcome(replace(moved, announced=current), changes)
+    return Outcome(replace(entry, as_of=as_of, announced=current), changes)
 
 
-def _extended(entry: ClockEntry, rules: Rules) -> Statement | None:
-    """The statement as of `entry.as_of` from the announced one, if it was computed from
+def _extended(entry: ClockEntry, as_of: dt.date, rules: Rules) -> Statement | None:
+    """The statement as of `as_of` from the announced one, if that was computed from
     these events under these rules and rates (else None: recompute)."""
     announced = entry.announced
     if (
@@ -96,7 +96,7 @@ def _extended(entry: ClockEntry, rules: Rules) -> Statement | None:
         or entry.profile != rules.profile.fingerprint
     ):
         return None
-    return extended(announced, entry.events, entry.as_of, rules.rates, rules.profile)
+    return extended(announced, entry.events, as_of, rules.rates, rules.profile)
 
 
 def rates_cause(rates: RateTable) -> str:
