@@ -47,7 +47,7 @@ def not_covered_before(day: dt.date) -> str:
     return f"NOT_COVERED_BEFORE_{day.isoformat()}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a clock holds one per day: keep them small
 class LiableDay:
     date: dt.date
     amount_nok: int | None  # None: rate-pending (the day's year has no rate yet)
