@@ -12,8 +12,8 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from discharge.domain.live_clock import ClockEntry
+from discharge.entry_json import entry_from_json, entry_to_json
 from discharge.models import ArchivedClockRow
-from discharge.table import entry_from_json, entry_to_json
 
 
 def _entry(row: ArchivedClockRow) -> ClockEntry:

@@ -1,32 +1,29 @@
-"""The clock table's values: one episode's `ClockEntry` as JSON, with the events as base64
-protobuf (the JSON form of each event cost a millisecond per event to parse: make bench),
-and the table as the worker and the gRPC API read it."""
+"""The clock table as the worker and the gRPC API read and write it: one episode's
+`ClockEntry` per key in its stored form (`entry_json`), with the decoded histories and
+statements kept beside it, and the write-ahead of what is about to be announced."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import datetime as dt
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping, Sequence
 from typing import Any
 
-from discharge.domain.live_clock import ClockEntry, quiet_since
+from discharge.domain.live_clock import ClockEntry
 from discharge.domain.statement import (
-    Conflict,
-    ConflictKind,
-    EndCause,
-    Evidence,
-    LiableDay,
-    Period,
     PeriodStatus,
     Statement,
-    VoidReason,
 )
-from overgang.codec import decode_event, encode_event
+from discharge.entry_json import (
+    encoded_event,
+    entry_from_json,
+    entry_to_json,
+    statement_from_json,
+    statement_to_json,
+)
+from overgang.codec import decode_event
 from overgang.events import EpisodeEvent
-
-_EVIDENCE_FIELDS = dataclasses.fields(Evidence)
 
 # Writes one value of a partition (None deletes it) and returns the write in flight:
 # awaiting it waits until the write is durable (faust: the changelog record acknowledged).
@@ -54,9 +51,38 @@ class _Histories:
     def encoded(self, episode_id: str, events: tuple[EpisodeEvent, ...]) -> list[str]:
         known = self._by_episode.get(episode_id)
         done = known[1] if known is not None and len(known[1]) <= len(events) else []
-        encoded = done + [_encoded(e) for e in events[len(done) :]]
+        encoded = done + [encoded_event(e) for e in events[len(done) :]]
         self._by_episode[episode_id] = (events, encoded)
         return encoded
+
+    def forget(self, episode_id: str) -> None:
+        self._by_episode.pop(episode_id, None)
+
+
+class _Statements:
+    """The announced statement of each episode next to its JSON, the stored value's own
+    object: a tick that reads the value it wrote last decodes nothing, and writing the
+    same statement twice (write-ahead, then marked sent) encodes it once. Keyed by
+    identity, so a value read back from the changelog (a new object) is decoded."""
+
+    def __init__(self) -> None:
+        self._by_episode: dict[str, tuple[dict[str, Any], Statement]] = {}
+
+    def decoded(self, episode_id: str, data: dict[str, Any]) -> Statement:
+        known = self._by_episode.get(episode_id)
+        if known is not None and known[0] is data:
+            return known[1]
+        statement = statement_from_json(data)
+        self._by_episode[episode_id] = (data, statement)
+        return statement
+
+    def encoded(self, episode_id: str, statement: Statement) -> dict[str, Any]:
+        known = self._by_episode.get(episode_id)
+        if known is not None and known[1] is statement:
+            return known[0]
+        data = statement_to_json(statement)
+        self._by_episode[episode_id] = (data, statement)
+        return data
 
     def forget(self, episode_id: str) -> None:
         self._by_episode.pop(episode_id, None)
@@ -70,6 +96,7 @@ class ClockTable:
         self.table = table
         self._changelog = changelog
         self._histories = _Histories()
+        self._statements = _Statements()
 
     def get(self, episode_id: str) -> ClockEntry | None:
         value = self.table.get(episode_id)
@@ -85,7 +112,10 @@ class ClockTable:
         return _DONE
 
     def _value(self, entry: ClockEntry) -> dict[str, Any]:
-        return entry_to_json(entry, self._histories.encoded(entry.episode_id, entry.events))
+        episode = entry.episode_id
+        statement = entry.announced
+        announced = self._statements.encoded(episode, statement) if statement else None
+        return entry_to_json(entry, self._histories.encoded(episode, entry.events), announced)
 
     async def put_unsent(self, items: Sequence[Unsent]) -> None:
         """Write-ahead: each entry's new state together with the liability events it is
@@ -132,12 +162,16 @@ class ClockTable:
 
     def delete(self, episode_id: str) -> None:
         self._histories.forget(episode_id)
+        self._statements.forget(episode_id)
         value = self.table.get(episode_id)
         if value:
             _forget(self._write(int(value["partition"]), episode_id, None))
 
     def _entry(self, value: dict[str, Any]) -> ClockEntry:
-        return entry_from_json(value, self._histories.decoded(value["episode_id"], value["events"]))
+        episode = value["episode_id"]
+        data = value["announced"]
+        announced = self._statements.decoded(episode, data) if data else None
+        return entry_from_json(value, self._histories.decoded(episode, value["events"]), announced)
 
     def entries(self, partition: int | None = None, *, quiet: bool = True) -> Iterator[ClockEntry]:
         """The clocks (of one partition); `quiet=False` leaves out, without decoding
@@ -190,125 +224,3 @@ def _forget(write: Awaitable[Any]) -> None:
     """A write whose completion nobody waits for (faust sends it from its buffer)."""
     if isinstance(write, asyncio.Future):
         write.add_done_callback(lambda f: f.cancelled() or f.exception())
-
-
-def _day(value: dt.date | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def _date(value: str | None) -> dt.date | None:
-    return dt.date.fromisoformat(value) if value else None
-
-
-def _evidence_json(e: Evidence) -> dict[str, Any]:
-    # Field by field: dataclasses.asdict deep-copies, a third of a tick's cost.
-    value = {f.name: getattr(e, f.name) for f in _EVIDENCE_FIELDS}
-    value["answered_at"] = [t.isoformat() for t in e.answered_at]
-    return value
-
-
-def _evidence_from_json(data: dict[str, Any]) -> Evidence:
-    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    fields["answered_at"] = tuple(map(dt.datetime.fromisoformat, data.get("answered_at", ())))
-    return Evidence(**fields)
-
-
-def _with_answer_times(statement: Statement, events: Iterable[EpisodeEvent]) -> Statement:
-    """A statement stored before evidence carried answer times gets them from the entry's
-    own history (the clock would give the same), so no stored clock needs migrating."""
-    if all(len(p.evidence.answered_at) == len(p.evidence.answers) for p in statement.periods):
-        return statement
-    when = {e.event_id: e.occurred_at for e in events}
-
-    def timed(period: Period) -> Period:
-        answers = period.evidence.answers
-        if not all(a in when for a in answers):  # not this history's statement: as stored
-            return period
-        evidence = dataclasses.replace(period.evidence, answered_at=tuple(when[a] for a in answers))
-        return dataclasses.replace(period, evidence=evidence)
-
-    return dataclasses.replace(statement, periods=tuple(map(timed, statement.periods)))
-
-
-def statement_to_json(statement: Statement) -> dict[str, Any]:
-    return {
-        "episode_id": statement.episode_id,
-        "municipality": statement.municipality,
-        "as_of": statement.as_of.isoformat(),
-        "periods": [
-            {
-                "municipality": p.municipality,
-                "start": p.start.isoformat(),
-                "end": _day(p.end),
-                "end_cause": p.end_cause.value if p.end_cause else None,
-                "status": p.status.value,
-                "void_reason": p.void_reason.value if p.void_reason else None,
-                "days": [[d.date.isoformat(), d.amount_nok] for d in p.days],
-                "evidence": _evidence_json(p.evidence),
-                "not_liable_reason": p.not_liable_reason,
-            }
-            for p in statement.periods
-        ],
-        "conflicts": [dataclasses.asdict(c) for c in statement.conflicts],
-    }
-
-
-def statement_from_json(data: dict[str, Any]) -> Statement:
-    return Statement(
-        episode_id=data["episode_id"],
-        municipality=data["municipality"],
-        as_of=dt.date.fromisoformat(data["as_of"]),
-        periods=tuple(
-            Period(
-                municipality=p["municipality"],
-                start=dt.date.fromisoformat(p["start"]),
-                end=_date(p["end"]),
-                end_cause=EndCause(p["end_cause"]) if p["end_cause"] else None,
-                status=PeriodStatus(p["status"]),
-                void_reason=VoidReason(p["void_reason"]) if p["void_reason"] else None,
-                days=tuple(LiableDay(dt.date.fromisoformat(d), a) for d, a in p["days"]),
-                evidence=_evidence_from_json(p["evidence"]),
-                not_liable_reason=p["not_liable_reason"],
-            )
-            for p in data["periods"]
-        ),
-        conflicts=tuple(
-            Conflict(ConflictKind(c["kind"]), c["event_id"], c["related_event_id"], c["reason"])
-            for c in data["conflicts"]
-        ),
-    )
-
-
-def _encoded(event: EpisodeEvent) -> str:
-    return base64.b64encode(encode_event(event)).decode()
-
-
-def entry_to_json(entry: ClockEntry, encoded: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "episode_id": entry.episode_id,
-        "partition": entry.partition,
-        "as_of": entry.as_of.isoformat(),
-        "events": encoded if encoded is not None else [_encoded(e) for e in entry.events],
-        "announced": statement_to_json(entry.announced) if entry.announced else None,
-        "error": entry.error,
-        "rates": entry.rates,
-        # Read without decoding the entry: ticks skip quiet clocks, archiving finds them.
-        "quiet_since": _day(quiet_since(entry)),
-    }
-
-
-def entry_from_json(
-    data: dict[str, Any], events: tuple[EpisodeEvent, ...] | None = None
-) -> ClockEntry:
-    if events is None:
-        events = tuple(decode_event(base64.b64decode(e)) for e in data["events"])
-    announced = statement_from_json(data["announced"]) if data["announced"] else None
-    return ClockEntry(
-        episode_id=data["episode_id"],
-        partition=int(data["partition"]),
-        as_of=dt.date.fromisoformat(data["as_of"]),
-        events=events,
-        announced=_with_answer_times(announced, events) if announced else None,
-        error=data.get("error"),
-        rates=data.get("rates", ""),
-    )

@@ -88,8 +88,18 @@ KIND_ORDER = {kind: rank for rank, kind in enumerate(EventKind)}
 MUNICIPAL_KINDS = frozenset({EventKind.MUNICIPALITY_ANSWERED, EventKind.SERVICE_READY})
 
 
-@dataclass(frozen=True)
-class EpisodeEvent:
+class _OsloDayMemo:
+    """A slot for the event's Oslo day, filled on first use: the clock asks for it many
+    times per event (per liable day for an answer), and `astimezone` to a `ZoneInfo` is
+    the costly part. Not a field, so equality, hash, repr, `fields` and `replace` are
+    what they were."""
+
+    __slots__ = ("_oslo_day",)
+    _oslo_day: dt.date
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeEvent(_OsloDayMemo):
     event_id: str
     episode_id: str
     occurred_at: dt.datetime  # always time-zone aware
@@ -104,7 +114,12 @@ class EpisodeEvent:
 
     @property
     def oslo_day(self) -> dt.date:
-        return oslo_day(self.occurred_at)
+        try:
+            return self._oslo_day
+        except AttributeError:
+            day = oslo_day(self.occurred_at)
+            object.__setattr__(self, "_oslo_day", day)  # a memo of a pure function
+            return day
 
     def sort_key(self) -> tuple[dt.datetime, int, str]:
         return (self.occurred_at, KIND_ORDER[self.kind], self.event_id)

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 
 from discharge.domain.live_clock import ClockEntry, Rules, apply_event, apply_tick
+from discharge.entry_json import entry_from_json, entry_to_json
 from discharge.rules import load_profile, load_rates
-from discharge.table import entry_from_json, entry_to_json
 from overgang.codec import event_to_json, parse_event_json, parse_event_json_reference
 from tooling import bench_replay
 from tooling.bench_env import machine

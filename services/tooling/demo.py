@@ -18,6 +18,7 @@ so it never touches a developer's running stack. The clock is fixed at 1 April 2
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import os
 import random
@@ -96,7 +97,7 @@ def submit_month(clients: Clients, episodes: int) -> list[EpisodeEvent]:
         if outcome.reason is not None:
             say(f"  event {event.event_id} rejected: {outcome.reason}")
         elif event.kind in MUNICIPAL_KINDS:  # the id CoordinationService gave it
-            accepted.append(EpisodeEvent(**{**event.__dict__, "event_id": outcome.event_id}))
+            accepted.append(dataclasses.replace(event, event_id=outcome.event_id))
         else:
             accepted.append(event)
 

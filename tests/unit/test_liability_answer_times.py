@@ -11,8 +11,8 @@ import datetime as dt
 from discharge.convert import period as period_proto
 from discharge.domain.first_answers import new_first_answers
 from discharge.domain.live_clock import ClockEntry, Rules, apply_event, apply_tick
+from discharge.entry_json import entry_from_json, entry_to_json
 from discharge.rules import load_profile
-from discharge.table import entry_from_json, entry_to_json
 from overgang.events import Division
 from overgang.metrics import Metrics, use_metrics
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from discharge.domain.history import OpenPeriod, fold_periods, seen_as_of, unique_events
 from discharge.domain.profile import NO_2019, LateAdmissionNotice, RuleProfile
@@ -62,11 +62,13 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class _Precondition:
+class _Precondition(NamedTuple):
     event: EpisodeEvent | None  # the first such event before the period ended
     met: bool
     earliest_start: dt.date | None = None  # a late event that only delays: its day
+
+
+_NONE_BEFORE_END = _Precondition(None, met=False)
 
 
 def _precondition(
@@ -75,9 +77,9 @@ def _precondition(
     """Met if the event precedes the notice; if it comes later while the period is open
     and late events only delay, the start moves to its day; otherwise not met."""
     stop = len(ordered) if period.end_position is None else period.end_position
-    position = next((i for i, e in enumerate(ordered[:stop]) if e.kind is kind), None)
+    position = next((i for i in range(stop) if ordered[i].kind is kind), None)
     if position is None:
-        return _Precondition(None, met=False)
+        return _NONE_BEFORE_END
     event = ordered[position]
     if position < period.position:
         return _Precondition(event, met=True)
@@ -86,25 +88,24 @@ def _precondition(
     return _Precondition(event, met=False)
 
 
-def _answer_allows_liability(answers: list[EpisodeEvent], day: dt.date) -> bool:
-    can_receive: bool | None = None  # not answered
-    for answer in answers:
-        if answer.oslo_day > day:
-            break
-        can_receive = bool(answer.can_receive)
-    return can_receive is not True
-
-
 def _liable_days(
     period: OpenPeriod, first: dt.date, as_of: dt.date, rates: RateTable
 ) -> tuple[LiableDay, ...]:
+    """Each day from `first` is liable unless the answer in effect on it (the last one on
+    or before its day; answers are in event-time order) is "can receive"."""
     stop = as_of if period.end is None else min(period.end, as_of)
+    answers = period.answers
+    next_answer, can_receive = 0, False  # not answered: liable
     days: list[LiableDay] = []
+    one_day = dt.timedelta(days=1)
     day = first
     while day < stop:
-        if _answer_allows_liability(period.answers, day):
+        while next_answer < len(answers) and answers[next_answer].oslo_day <= day:
+            can_receive = bool(answers[next_answer].can_receive)
+            next_answer += 1
+        if not can_receive:
             days.append(LiableDay(day, rates.price(day)))
-        day += dt.timedelta(days=1)
+        day += one_day
     return tuple(days)
 
 
@@ -116,27 +117,25 @@ def _period(
     profile: RuleProfile,
 ) -> Period:
     notice = period.notice
-    checks: list[tuple[VoidReason, _Precondition]] = [
-        (
-            VoidReason.MISSING_ADMISSION_NOTICE,
-            _precondition(
-                ordered,
-                period,
-                EventKind.ADMISSION_NOTIFIED,
-                late_delays=profile.late_admission_notice is LateAdmissionNotice.DELAY,
-            ),
-        )
-    ]
+    late_delays = profile.late_admission_notice is LateAdmissionNotice.DELAY
+    admission = _precondition(ordered, period, EventKind.ADMISSION_NOTIFIED, late_delays)
+    meeting = None
     if notice.division in profile.cooperation_meeting_required_for:
         meeting = _precondition(
             ordered, period, EventKind.COOPERATION_MEETING_HELD, late_delays=True
         )
-        checks.append((VoidReason.MISSING_COOPERATION_MEETING, meeting))
-    failed = next(((reason, check) for reason, check in checks if not check.met), None)
-    void_reason = failed[0] if failed else None
-    voided_by = failed[1].event if failed else None
+    # The first precondition not met voids the period (the admission notice first).
+    void_reason: VoidReason | None = None
+    voided_by: EpisodeEvent | None = None
+    if not admission.met:
+        void_reason, voided_by = VoidReason.MISSING_ADMISSION_NOTICE, admission.event
+    elif meeting is not None and not meeting.met:
+        void_reason, voided_by = VoidReason.MISSING_COOPERATION_MEETING, meeting.event
 
-    start = max([period.start, *(c.earliest_start for _, c in checks if c.earliest_start)])
+    start = period.start
+    for check in (admission, meeting):
+        if check is not None and check.earliest_start and check.earliest_start > start:
+            start = check.earliest_start
     if period.end is not None:
         start = min(start, period.end)  # ended before it could start: no days
     first_liable, not_liable_reason = start, None
@@ -154,8 +153,8 @@ def _period(
     else:
         status = PeriodStatus.ENDED
 
-    def met(check: _Precondition) -> str | None:
-        return check.event.event_id if check.met and check.event else None
+    def met(check: _Precondition | None) -> str | None:
+        return check.event.event_id if check and check.met and check.event else None
 
     return Period(
         municipality=notice.municipality,
@@ -169,8 +168,8 @@ def _period(
             started_by=notice.event_id,
             ended_by=period.end_event.event_id if period.end_event else None,
             voided_by=voided_by.event_id if voided_by else None,
-            admission_notice=met(checks[0][1]),
-            cooperation_meeting=met(checks[1][1]) if len(checks) > 1 else None,
+            admission_notice=met(admission),
+            cooperation_meeting=met(meeting),
             answers=tuple(a.event_id for a in period.answers),
             answered_at=tuple(a.occurred_at for a in period.answers),
             updates=tuple(period.updates),

@@ -3,10 +3,12 @@ the as-of day, and folded into the periods that notices open and end events clos
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from discharge.domain.statement import Conflict, ConflictKind, EndCause
 from overgang.events import EpisodeEvent, EventKind, oslo_day, oslo_midnight
@@ -33,9 +35,13 @@ def unique_events(events: Iterable[EpisodeEvent]) -> tuple[list[EpisodeEvent], l
 
     Of two different events with one id the one whose canonical form sorts first is
     kept; each other version is one conflict. Both depend only on the set of events."""
-    first: dict[str, EpisodeEvent] = {}
+    batch: Sequence[EpisodeEvent] = events if isinstance(events, list | tuple) else list(events)
+    first = {event.event_id: event for event in batch}
+    if len(first) == len(batch):  # every id once (the usual case): nothing to decide
+        return sorted(first.values(), key=EpisodeEvent.sort_key), []
+    first = {}
     versions: dict[str, set[EpisodeEvent]] = {}  # only ids with two different versions
-    for event in events:
+    for event in batch:
         seen = first.setdefault(event.event_id, event)
         if seen is not event and seen != event:
             versions.setdefault(event.event_id, {seen}).add(event)
@@ -55,10 +61,17 @@ def unique_events(events: Iterable[EpisodeEvent]) -> tuple[list[EpisodeEvent], l
     return sorted(first.values(), key=EpisodeEvent.sort_key), conflicts
 
 
+_OCCURRED_AT = attrgetter("occurred_at")
+
+
 def seen_as_of(ordered: list[EpisodeEvent], as_of: dt.date) -> list[EpisodeEvent]:
-    """The events that occurred before `as_of` began (Europe/Oslo)."""
+    """The events that occurred before `as_of` began (Europe/Oslo); `ordered` itself when
+    that is all of them (callers only read it)."""
     cut = oslo_midnight(as_of)
-    return [event for event in ordered if event.occurred_at < cut]
+    if not ordered or ordered[-1].occurred_at < cut:
+        return ordered  # all seen (a past year replayed, most live clocks): no copy
+    # `ordered` is in event-time order, so the seen events are a prefix.
+    return ordered[: bisect.bisect_left(ordered, cut, key=_OCCURRED_AT)]
 
 
 @dataclass

@@ -97,6 +97,10 @@ def _period_changes(
     return before, after
 
 
+def _same(day: LiableDay | None, other: LiableDay) -> bool:
+    return day is other or day == other
+
+
 def liability_diff(
     previous: Statement | None, current: Statement, cause_event_id: str | None
 ) -> list[LiabilityChange]:
@@ -105,8 +109,9 @@ def liability_diff(
     before, after = _period_changes(previous, current, cause)
     old_days = {d.date: d for d in previous.days} if previous else {}
     new_days = {d.date: d for d in current.days}
-    added = tuple(d for date, d in sorted(new_days.items()) if old_days.get(date) != d)
-    reversed_ = tuple(d for date, d in sorted(old_days.items()) if new_days.get(date) != d)
+    # `is` first: a tick's statement shares the unchanged days with the previous one.
+    added = tuple(d for date, d in sorted(new_days.items()) if not _same(old_days.get(date), d))
+    reversed_ = tuple(d for date, d in sorted(old_days.items()) if not _same(new_days.get(date), d))
     days: list[LiabilityChange] = []
     if cause_event_id is None and not reversed_:
         days = [

@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 
 from discharge.domain.clock import Statement, compute_statement
+from discharge.domain.extension import extended
 from discharge.domain.first_answers import FirstAnswer, new_first_answers
 from discharge.domain.liability_diff import LiabilityChange, liability_diff
 from discharge.domain.profile import RuleProfile
@@ -32,6 +33,9 @@ class ClockEntry:
     # The fingerprint of the rate table `announced` was priced with: a worker whose rate
     # table differs re-prices the entry (`apply_rates`) and announces the difference.
     rates: str = ""
+    # The fingerprint of the rule profile `announced` was computed under: a tick extends
+    # `announced` only under the same rules (and rates), else it recomputes.
+    profile: str = ""
 
     def has(self, event: EpisodeEvent) -> bool:
         return event in self.events
@@ -57,7 +61,13 @@ def _recompute(entry: ClockEntry, rules: Rules, cause_event_id: str | None) -> O
     )
     changes = liability_diff(entry.announced, current, cause_event_id)
     answered = new_first_answers(entry.announced, current, entry.events)
-    priced = replace(entry, announced=current, error=None, rates=rules.rates.fingerprint)
+    priced = replace(
+        entry,
+        announced=current,
+        error=None,
+        rates=rules.rates.fingerprint,
+        profile=rules.profile.fingerprint,
+    )
     return Outcome(priced, changes, answered)
 
 
@@ -70,7 +80,27 @@ def apply_event(entry: ClockEntry, event: EpisodeEvent, rules: Rules) -> Outcome
 def apply_tick(entry: ClockEntry, today: dt.date, rules: Rules) -> Outcome:
     if today <= entry.as_of and entry.error is None:
         return Outcome(entry)
-    return _recompute(replace(entry, as_of=max(today, entry.as_of)), rules, None)
+    as_of = max(today, entry.as_of)
+    current = _extended(entry, as_of, rules)
+    if current is None:
+        return _recompute(replace(entry, as_of=as_of), rules, None)
+    # Exactly what `_recompute` would give (see `extension`), without the history.
+    changes = liability_diff(entry.announced, current, None)
+    return Outcome(replace(entry, as_of=as_of, announced=current), changes)
+
+
+def _extended(entry: ClockEntry, as_of: dt.date, rules: Rules) -> Statement | None:
+    """The statement as of `as_of` from the announced one, if that was computed from
+    these events under these rules and rates (else None: recompute)."""
+    announced = entry.announced
+    if (
+        announced is None
+        or entry.error is not None
+        or entry.rates != rules.rates.fingerprint
+        or entry.profile != rules.profile.fingerprint
+    ):
+        return None
+    return extended(announced, entry.events, as_of, rules.rates, rules.profile)
 
 
 def rates_cause(rates: RateTable) -> str:

@@ -4,6 +4,8 @@ division by date, are configuration, not code."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -43,6 +45,20 @@ class RuleProfile:
 
     def coverage_start(self, division: Division) -> dt.date | None:
         return dict(self.coverage_starts).get(division)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A short, stable id of the rules (not of the name alone): a statement computed
+        under other rules is recomputed, never extended (`live_clock.apply_tick`)."""
+        content = repr(
+            (
+                self.name,
+                self.late_admission_notice.value,
+                sorted(d.value for d in self.cooperation_meeting_required_for),
+                [(d.value, day.isoformat()) for d, day in self.coverage_starts],
+            )
+        )
+        return hashlib.sha256(content.encode()).hexdigest()[:12]
 
 
 NO_2019 = RuleProfile()

@@ -4,6 +4,7 @@ liable days still count, as rate-pending days, until the operator adds the rate.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ class RateTable:
         """The years from `first` to `last` (both included) without a rate."""
         return tuple(y for y in range(first, last + 1) if y not in self.nok_per_day)
 
-    @property
+    @functools.cached_property  # a tick compares it for every clock: hash the table once
     def fingerprint(self) -> str:
         """A short, stable id of the table's content (not its source): e.g. the cause of
         the corrections announced when an operator changes the rates."""

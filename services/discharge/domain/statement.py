@@ -9,6 +9,7 @@ priced), and every conflict found in the history.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -46,7 +47,7 @@ def not_covered_before(day: dt.date) -> str:
     return f"NOT_COVERED_BEFORE_{day.isoformat()}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a clock holds one per day: keep them small
 class LiableDay:
     date: dt.date
     amount_nok: int | None  # None: rate-pending (the day's year has no rate yet)
@@ -171,8 +172,9 @@ class Statement(DayTotals):
     def end(self) -> dt.date | None:
         return self.periods[-1].end if self.periods else None
 
-    @property
+    @functools.cached_property
     def days(self) -> tuple[LiableDay, ...]:
+        # Built once: the totals, the diff, the table and the metrics all read it.
         return tuple(day for period in self.periods for day in period.days)
 
     def liable(self) -> tuple[LiableDay, ...]:
