@@ -39,7 +39,10 @@ async def _no_wait(_delay: float) -> None:
 
 
 class Harness:
-    def __init__(self, announce_failures: int = 0) -> None:
+    """A worker over a dict table, recording what it announces and dead-letters;
+    `options` go to the worker (an archive, a correction log, a retention)."""
+
+    def __init__(self, announce_failures: int = 0, now: dt.datetime = NOW, **options: Any) -> None:
         self.table: dict[str, Any] = {}
         self.announced: list[bytes] = []
         self.dead: list[Headers] = []
@@ -47,10 +50,11 @@ class Harness:
         self.worker = ClockWorker(
             ClockTable(self.table),
             Rules(RATES, load_profile()),
-            lambda: NOW,
+            lambda: now,
             self.announce,
             self.dead_letter,
             sleep=_no_wait,
+            **options,
         )
 
     async def announce(self, _episode_id: str, values: Sequence[bytes]) -> None:
@@ -115,19 +119,8 @@ def _archiving(tmp_path: Path, today: str) -> tuple[Harness, ClockArchive]:
     engine = make_engine(f"sqlite:///{tmp_path / 'discharge.db'}")
     migrate(engine, MIGRATIONS)
     archive = ClockArchive(engine, lambda: NOW)
-    harness = Harness()
     now = dt.datetime.fromisoformat(f"{today}T12:00:00+01:00")
-    harness.worker = ClockWorker(
-        ClockTable(harness.table),
-        Rules(RATES, load_profile()),
-        lambda: now,
-        harness.announce,
-        harness.dead_letter,
-        sleep=_no_wait,
-        archive=archive,
-        retention_days=30,
-    )
-    return harness, archive
+    return Harness(now=now, archive=archive, retention_days=30), archive
 
 
 def _ended_story() -> Episode:

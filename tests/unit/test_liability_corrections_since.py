@@ -10,21 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from discharge.corrections_store import Correction, CorrectionLog
-from discharge.domain.live_clock import Rules
 from discharge.domain.statement import LiableDay
 from discharge.monthly import add_corrections
-from discharge.rules import load_profile
 from discharge.runtime import MIGRATIONS
-from discharge.table import ClockTable
-from discharge.worker import ClockWorker
 from overgang.grpc.auth import bearer
 from overgang.sql.engine import make_engine
 from overgang.sql.migrations import migrate
 from overgang.v1 import liability_pb2 as pb
 from overgang.v1 import liability_pb2_grpc
 
-from .episode_story import RATES, Episode, at
-from .test_discharge_worker import NOW, Harness, _event_record, _no_wait, _run
+from .episode_story import Episode, at
+from .test_discharge_worker import NOW, Harness, _event_record, _run
 from .test_liability_disputes_grpc import World, serving
 
 RATE = 5745
@@ -44,17 +40,7 @@ def _recording(tmp_path: Path) -> tuple[Harness, CorrectionLog]:
     engine = make_engine(f"sqlite:///{tmp_path / 'discharge.db'}")
     migrate(engine, MIGRATIONS)
     log = CorrectionLog(engine)
-    harness = Harness()
-    harness.worker = ClockWorker(
-        ClockTable(harness.table),
-        Rules(RATES, load_profile()),
-        lambda: NOW,
-        harness.announce,
-        harness.dead_letter,
-        sleep=_no_wait,
-        corrections=log,
-    )
-    return harness, log
+    return Harness(corrections=log), log
 
 
 def _march(log: CorrectionLog, since: str) -> list[Correction]:
