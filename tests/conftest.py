@@ -22,4 +22,9 @@ os.environ.setdefault(
 for _name in ("PATHWAY_METRICS_ADDR", "COORDINATION_METRICS_ADDR", "DISCHARGE_METRICS_ADDR"):
     os.environ.setdefault(_name, "off")
 
-from kafka_fixture import kafka_bootstrap, unique_name  # noqa: E402, F401
+from kafka_fixture import (  # noqa: E402, F401
+    broker_identity,
+    kafka_bootstrap,
+    same_broker,
+    unique_name,
+)

@@ -9,6 +9,11 @@ Order of preference for ``kafka_bootstrap``:
    19392 and ``<repo>/.kafka-test``, apart from the developer's stack on 19092).
    It is stopped at session end only if this fixture started it.
 
+Every test that uses the broker checks, before and after, that the broker answering is the
+one the session started with (`same_broker`): a broker stopped and another started on the
+same port (e.g. a second CI run on the same machine) would otherwise feed this session's
+services another run's records, and the other run's services this session's.
+
 If no Kafka can be had the fixture FAILS (never skips): a test that needs Kafka and did not run
 it is a failure, not a pass.
 """
@@ -101,6 +106,34 @@ def _local_kafka() -> Iterator[str]:
             _kafka_sh("stop", timeout=120)
 
 
+def _cluster_id(bootstrap: str) -> str:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    try:
+        return str(admin.describe_cluster()["cluster_id"])
+    finally:
+        admin.close()
+
+
+class BrokerIdentity:
+    """The cluster id of the session's broker, and a check that it still answers."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.cluster_id = _cluster_id(bootstrap)
+
+    def check(self, when: str) -> None:
+        answering = _cluster_id(self.bootstrap)
+        if answering != self.cluster_id:
+            pytest.fail(
+                f"{when}: the broker at {self.bootstrap} is cluster {answering}, not this "
+                f"session's {self.cluster_id}: another broker took the port (a second test "
+                "run on this machine?); its records are not this session's",
+                pytrace=False,
+            )
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """Bootstrap servers ("host:port[,host:port]") of a real Kafka broker."""
@@ -114,6 +147,23 @@ def kafka_bootstrap() -> Iterator[str]:
         return
     with _local_kafka() as bootstrap:
         yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def broker_identity(kafka_bootstrap: str) -> BrokerIdentity:
+    return BrokerIdentity(kafka_bootstrap)
+
+
+@pytest.fixture(autouse=True)
+def same_broker(request: pytest.FixtureRequest) -> Iterator[None]:
+    """For a test that uses the session's broker: it is the same broker before and after."""
+    if "kafka_bootstrap" not in request.fixturenames:
+        yield
+        return
+    identity: BrokerIdentity = request.getfixturevalue("broker_identity")
+    identity.check("before the test")
+    yield
+    identity.check("after the test")
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from kafka_fixture import BrokerIdentity
 
 pytestmark = pytest.mark.kafka
 
@@ -65,3 +66,15 @@ def test_produce_consume_commit(kafka_bootstrap: str, unique_name: Callable[[str
             admin.delete_topics([topic])
         finally:
             admin.close()
+
+
+def test_a_test_run_against_another_runs_broker_fails_instead_of_sharing_its_records(
+    kafka_bootstrap: str,
+) -> None:
+    """The session's broker guard (kafka_fixture.same_broker): a broker with another
+    cluster id on the session's port fails the test."""
+    identity = BrokerIdentity(kafka_bootstrap)
+    identity.check("the session's own broker")  # passes
+    identity.cluster_id = "another-run-s-cluster"
+    with pytest.raises(pytest.fail.Exception, match="not this session's"):
+        identity.check("after the port changed hands")
