@@ -73,11 +73,15 @@ bench-live: install
 LOAD_ARGS ?=
 load: install
 	$(BIN)/python -m tooling.load $(LOAD_ARGS)
-.PHONY: bench-national bench-live load
+.PHONY: bench-national bench-live bench-recovery load
 
 # The discharge worker's state as history grows: ticks, memory, restores (BENCHMARKS.md).
 bench-state: install
 	$(BIN)/python -m tooling.bench_state
+
+# Cold start of a discharge worker on the changelog five years leave (issue 10, item 4).
+bench-recovery: install
+	$(BIN)/python -m tooling.bench_recovery
 
 demo: install
 	$(BIN)/overgang demo

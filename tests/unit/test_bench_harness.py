@@ -4,15 +4,18 @@ partitions they mark, the load harness's percentiles and national peak are as wr
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from kafka.partitioner.default import murmur2
 
+from discharge.streams import ClockStreams
 from overgang.codec import event_to_json, parse_event_json
 from overgang.events import MUNICIPAL_KINDS, EventKind
-from tooling import bench_replay, load
+from tooling import bench_recovery, bench_replay, load
 from tooling.bench_live import marker_events
 
 
@@ -62,3 +65,24 @@ def test_a_load_episode_is_four_valid_hospital_events_two_of_which_make_tasks() 
         events,
         [EventKind.ADMISSION_NOTIFIED, EventKind.DISCHARGE_READY_NOTIFIED],
     )
+
+
+def test_the_recovery_changelog_compacts_to_exactly_the_hot_clocks() -> None:
+    """What the cleaner would keep of the bench's changelog (the last record per key,
+    tombstones dropped) is the hot table: every churned episode ends in a tombstone."""
+    hot = bench_recovery.hot_clocks(running=20, settled=10)
+    last: dict[bytes, bytes | None] = {}
+    for partition, key, value in bench_recovery.changelog(hot, head_days=2, partitions=6):
+        assert partition == bench_recovery.partition_of(json.loads(key), 6)
+        last[key] = value
+    kept = {json.loads(k): json.loads(v) for k, v in last.items() if v is not None}
+    assert kept == hot
+
+
+def test_the_recovery_bench_places_a_clock_where_the_worker_does() -> None:
+    worker = SimpleNamespace(settings=SimpleNamespace(topic_partitions=6))
+    for episode in (f"80001:R{n}" for n in range(50)):
+        assert bench_recovery.partition_of(episode, 6) == ClockStreams.partition_of(
+            worker,  # type: ignore[arg-type]
+            episode,
+        )
