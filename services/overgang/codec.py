@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, TypeVar
 
+import orjson
 from google.protobuf import json_format
 from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.message import DecodeError
@@ -233,15 +234,24 @@ def _event_from_json_reference(raw: Any) -> EpisodeEvent:
     return event_from_proto(msg)
 
 
+def _fast_load(text: str | bytes) -> Any:
+    """orjson's reading of the line, or None where it declines (invalid UTF-8 or JSON,
+    NaN, lone surrogates, depth). Where it reads differently from `json.loads` (integers
+    beyond 64 bits become floats) the fast path declines anyway: it accepts no number."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+
+
 def parse_event_json(text: str | bytes) -> EpisodeEvent:
     """One line of the replay format (proto3 JSON mapping of `Event`), as text or bytes.
 
-    A plain valid line takes the fast path (`fast_json`); any other line the reference
-    decoder, which gives the event or the error (the same as `parse_event_json_reference`
-    for every input)."""
-    raw = _load_json(text)
-    event = event_from_json(raw)
-    return event if event is not None else _event_from_json_reference(raw)
+    A plain valid line takes the fast path (orjson, then `fast_json`); any other line is
+    read again with `json.loads` by the reference decoder, which gives the event or the
+    error (the same as `parse_event_json_reference` for every input)."""
+    event = event_from_json(_fast_load(text))
+    return event if event is not None else _event_from_json_reference(_load_json(text))
 
 
 def parse_event_json_reference(text: str | bytes) -> EpisodeEvent:

@@ -13,7 +13,9 @@ decodes to the same event, and whatever it declines, the reference decides alone
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import string
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -69,6 +71,76 @@ def _identifier(value: object, pattern: Any) -> bool:
     return (
         type(value) is str and pattern.match(value) is not None and not contains_national_id(value)
     )
+
+
+_EVENT_ID_CHARS = string.ascii_letters + string.digits + "._:@/-"  # EVENT_ID's
+_EVENT_ID_MAX = 128
+
+
+def _event_identifier(value: object, episode: str) -> bool:
+    """`_identifier(value, EVENT_ID)`, checking only what follows the episode id when the
+    event id is `<episode id>:<rest>`: the validated episode id's characters are all event
+    id characters and hold no national id, and a national-id candidate (6 + 5 digits,
+    bounded by non-digits) cannot span the colon."""
+    if type(value) is not str:
+        return False
+    if value.startswith(episode) and value[len(episode) : len(episode) + 1] == ":":
+        rest = value[len(episode) + 1 :]
+        if len(value) > _EVENT_ID_MAX or rest.strip(_EVENT_ID_CHARS):
+            return False
+        return len(rest) < 11 or not contains_national_id(rest)
+    return EVENT_ID.match(value) is not None and not contains_national_id(value)
+
+
+# An EpisodeEvent built through its slots: the dataclass's frozen `__init__` sets each of
+# the eleven fields with `object.__setattr__`, three times the cost. Only this module's
+# validated values come here; the field list is checked against the dataclass below.
+_FIELDS = (
+    "event_id",
+    "episode_id",
+    "occurred_at",
+    "municipality",
+    "division",
+    "kind",
+    "ready_at",
+    "needs",
+    "can_receive",
+    "expected_ready_date",
+    "destination",
+)
+if tuple(f.name for f in dataclasses.fields(EpisodeEvent)) != _FIELDS:
+    raise ImportError("fast_json._FIELDS no longer lists EpisodeEvent's fields")
+_SET = tuple(getattr(EpisodeEvent, name).__set__ for name in _FIELDS)
+_NEW = object.__new__
+
+
+def _event(
+    event_id: str,
+    episode_id: str,
+    occurred_at: dt.datetime,
+    municipality: str,
+    division: Division,
+    kind: EventKind,
+    ready_at: dt.datetime | None = None,
+    needs: tuple[Need, ...] = (),
+    can_receive: bool | None = None,
+    expected_ready_date: dt.date | None = None,
+    destination: Destination | None = None,
+) -> EpisodeEvent:
+    event: EpisodeEvent = _NEW(EpisodeEvent)
+    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10 = _SET
+    s0(event, event_id)
+    s1(event, episode_id)
+    s2(event, occurred_at)
+    s3(event, municipality)
+    s4(event, division)
+    s5(event, kind)
+    s6(event, ready_at)
+    s7(event, needs)
+    s8(event, can_receive)
+    s9(event, expected_ready_date)
+    s10(event, destination)
+    return event
 
 
 # Validated identifiers, each kept once: an episode's events (and a municipality's) then
@@ -165,7 +237,7 @@ def event_from_json(raw: object) -> EpisodeEvent | None:
         or division_value is None
         or episode is None
         or place is None
-        or not _identifier(event_id, EVENT_ID)
+        or not _event_identifier(event_id, episode)
     ):
         return None
     body = raw[name]
@@ -174,13 +246,13 @@ def event_from_json(raw: object) -> EpisodeEvent | None:
     base = (event_id, episode, occurred_at, place, division_value, kind)
     if kind is EventKind.ADMISSION_NOTIFIED:
         needs = _needs(body.get("expectedNeeds", []))
-        return None if needs is None else EpisodeEvent(*base, needs=needs)
+        return None if needs is None else _event(*base, needs=needs)
     if kind is EventKind.DISCHARGE_READY_NOTIFIED:
         ready_at = _instant(body.get("readyAt"))
         needs = _needs(body.get("needs", []))
         if ready_at is None or needs is None or ready_at > occurred_at + MAX_READY_AFTER_NOTICE:
             return None
-        return EpisodeEvent(*base, ready_at=ready_at, needs=needs)
+        return _event(*base, ready_at=ready_at, needs=needs)
     if kind is EventKind.MUNICIPALITY_ANSWERED:
         can_receive = body.get("canReceive", False)
         text = body.get("expectedReadyDate", "")  # "" is the proto3 default: no date
@@ -189,9 +261,9 @@ def event_from_json(raw: object) -> EpisodeEvent | None:
         expected = _date(text) if text else None
         if text and expected is None:
             return None
-        return EpisodeEvent(*base, can_receive=can_receive, expected_ready_date=expected)
+        return _event(*base, can_receive=can_receive, expected_ready_date=expected)
     if kind is EventKind.DISCHARGED:
         destination = body.get("destination")
         value = _DESTINATIONS.get(destination) if type(destination) is str else None
-        return None if value is None else EpisodeEvent(*base, destination=value)
-    return EpisodeEvent(*base)
+        return None if value is None else _event(*base, destination=value)
+    return _event(*base)

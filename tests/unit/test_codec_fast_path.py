@@ -9,6 +9,7 @@ import datetime as dt
 import json
 from typing import Any
 
+import pytest
 from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,6 +23,7 @@ from overgang.codec import (
 )
 from overgang.events import EpisodeEvent
 from overgang.fast_json import event_from_json
+from overgang.national_ids import contains_national_id
 from overgang.v1 import events_pb2
 from tooling.simulation import all_events, simulate_month
 
@@ -215,6 +217,70 @@ def test_arbitrary_fields_decode_as_the_reference_decodes_them(changes: dict[str
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_decode_as_the_reference_decodes_them(value: bytes) -> None:
     assert_same(value)
+
+
+_EVENT_IDS_AROUND_THE_EPISODE_ID = {
+    "the episode id and a national id after the colon": f"81234:E1:{FNR}",
+    "... written ddmmyy-nnnnn": f"81234:E1:{FNR[:6]}-{FNR[6:]}",
+    "... after a short suffix": f"81234:E1:x{FNR}",
+    "... touching the episode id (a 12-digit run: no id)": f"81234:E1{FNR}",
+    "a national id before the episode id": f"{FNR}:81234:E1",
+    "a national id and no episode id": f"81234:E2:{FNR}",
+    "a long suffix without one": "81234:E1:0123456789-abcdef",
+    "the episode id alone": "81234:E1",
+    "the episode id and a colon": "81234:E1:",
+}
+
+
+@pytest.mark.parametrize(
+    "event_id", _EVENT_IDS_AROUND_THE_EPISODE_ID.values(), ids=_EVENT_IDS_AROUND_THE_EPISODE_ID
+)
+def test_a_national_id_in_the_event_id_is_refused_wherever_it_stands(event_id: str) -> None:
+    """The fast path scans only past `<episode id>:`; the verdict is the reference's."""
+    line = json.dumps(valid(eventId=event_id))
+    assert_same(line)
+    refused = outcome(parse_event_json, line)[0] == "error"
+    assert refused == contains_national_id(event_id)
+
+
+_EVENT_ID_TAILS = {
+    "a space": "81234:E1:a b",
+    "a letter beyond ASCII": "81234:E1:é",
+    "a newline at the end": "81234:E1:01\n",
+    "a slash and an at sign (allowed)": "81234:E1:hf/a@b",
+    "129 characters": "81234:E1:" + "x" * 120,
+    "128 characters": "81234:E1:" + "x" * 119,
+}
+
+
+@pytest.mark.parametrize("event_id", _EVENT_ID_TAILS.values(), ids=_EVENT_ID_TAILS)
+def test_what_follows_the_episode_id_in_an_event_id_is_checked_as_the_reference_does(
+    event_id: str,
+) -> None:
+    assert_same(json.dumps(valid(eventId=event_id)))
+
+
+_PLAIN = json.dumps(NOTICE)
+_ORJSON_READS_OTHERWISE = {
+    "an integer beyond 64 bits (orjson: a float)": _PLAIN.replace(
+        '"1103"', "123456789012345678901234567890"
+    ),
+    "a negative integer beyond 64 bits": _PLAIN.replace('"1103"', "-9223372036854775809"),
+    "NaN (json reads it, orjson does not)": _PLAIN.replace('"1103"', "NaN"),
+    "an exponent beyond a double (json: inf)": _PLAIN.replace('"1103"', "1e400"),
+    "a lone surrogate in the event id": _PLAIN.replace('"ev-1"', '"ev-\\ud800"'),
+    "a byte-order mark": "\ufeff" + _PLAIN,
+    "a key twice (the last wins in both)": _PLAIN[:-1] + ', "eventId": "ev-2"}',
+    "nested deeper than orjson reads": _PLAIN.replace('"1103"', "[" * 1100 + "]" * 1100),
+}
+
+
+@pytest.mark.parametrize("line", _ORJSON_READS_OTHERWISE.values(), ids=_ORJSON_READS_OTHERWISE)
+def test_a_line_orjson_reads_otherwise_than_json_decodes_as_the_reference_decodes_it(
+    line: str,
+) -> None:
+    for text in (line, line.encode("utf-8", "surrogatepass")):
+        assert outcome(parse_event_json, text) == outcome(parse_event_json_reference, text)
 
 
 def test_a_simulated_month_takes_the_fast_path_and_equals_the_reference() -> None:
