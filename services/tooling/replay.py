@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import gc
 import json
 from collections import defaultdict
@@ -21,7 +20,6 @@ from typing import Any, TextIO
 from discharge.domain.clock import Conflict, Period, Statement, compute_statement
 from discharge.domain.profile import RuleProfile
 from discharge.domain.rates import RateTable, missing_rate_message
-from discharge.domain.statement import pending_count, priced_nok
 from overgang.codec import InvalidEvent, parse_event_json
 from overgang.events import EpisodeEvent
 
@@ -32,22 +30,32 @@ class LineError:
     reason: str
 
 
+def day_totals(statement: Statement | None) -> tuple[int, int, int]:
+    """(liable days, rate-pending days, NOK) of a statement, in one pass over its days
+    (`Statement.liable_days`, `.pending_days` and `.amount_nok` make three)."""
+    liable = pending = nok = 0
+    for period in statement.periods if statement else ():
+        for day in period.days:
+            liable += 1
+            if day.amount_nok is None:
+                pending += 1
+            else:
+                nok += day.amount_nok
+    return liable, pending, nok
+
+
 @dataclass(frozen=True)
 class EpisodeResult:
     episode_id: str
     statement: Statement | None  # None: could not be computed, see `error`
     municipality: str = ""
     error: str | None = None
+    # (liable days, rate-pending days, NOK): summed once for table, totals and notes.
+    totals: tuple[int, int, int] = (0, 0, 0)
 
     @property
     def conflicts(self) -> tuple[Conflict, ...]:
         return self.statement.conflicts if self.statement else ()
-
-    @functools.cached_property
-    def totals(self) -> tuple[int, int, int]:
-        """(liable days, rate-pending days, NOK), summed once for table, totals and notes."""
-        days = self.statement.days if self.statement else ()
-        return len(days), pending_count(days), priced_nok(days)
 
 
 @dataclass
@@ -109,7 +117,9 @@ def _episode(
     except Exception as exc:  # one episode's failure must not hide the others
         municipality = max(events, key=EpisodeEvent.sort_key).municipality
         return EpisodeResult(episode_id, None, municipality, f"{type(exc).__name__}: {exc}")
-    return EpisodeResult(episode_id, statement, statement.municipality)
+    return EpisodeResult(
+        episode_id, statement, statement.municipality, totals=day_totals(statement)
+    )
 
 
 def replay(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,12 @@ from typing import Any
 import pytest
 
 from discharge.domain.clock import compute_statement
+from discharge.rules import load_profile, load_rates
 from overgang.codec import event_to_json
+from overgang.events import EpisodeEvent
 from tooling import replay as replay_module
 from tooling.cli import main
+from tooling.simulation import all_events, simulate_month
 
 from .episode_story import Episode, at
 
@@ -245,3 +249,23 @@ def test_rates_reads_the_file_given_with_rates(
     main(["rates", "--rates", str(rates)])
     out = capsys.readouterr().out
     assert (str(rates) in out, out.splitlines()[-1]) == (True, "missing: none up to 2025")
+
+
+def test_the_table_totals_are_the_statements_liable_pending_and_priced_days() -> None:
+    """A year with January of the next year rate-pending: each episode's totals, summed in
+    one pass for the table, are what its statement says."""
+    events = [
+        e for month in (11, 12) for e in all_events(simulate_month(2024, month, 200, seed=month))
+    ]
+    result = replay_module.replay(
+        sorted(events, key=EpisodeEvent.sort_key),
+        dt.date(2025, 2, 1),
+        load_rates(),
+        load_profile(),
+    )
+    statements = [e.statement for e in result.episodes if e.statement is not None]
+    assert any(s.pending_days for s in statements) and any(s.amount_nok for s in statements)
+    for episode in result.episodes:
+        s = episode.statement
+        assert s is not None
+        assert episode.totals == (s.liable_days, s.pending_days, s.amount_nok)
