@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-from overgang.audit import OK, REFUSED, AuditRecord
+from overgang.audit_record import OK, REFUSED, AuditRecord
 
 AUDIT_HELP = """\
 exit status:
