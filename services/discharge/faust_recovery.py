@@ -25,16 +25,61 @@ The fix: stop the consumer flow and suspend flow control before upstream's
 their committed offsets; its own `flow_control.resume()` + `consumer.resume_flow()` at the
 end start delivery again from those offsets. If another rebalance interrupts it, the next
 recovery turns the flow back on, as it always does.
+
+A second faust failure, a recovery that receives no changelog record at all although
+records are left (faust-streaming #176), is not fixed here but watched: see
+`discharge/recovery_watchdog.py`, run by this recovery service every few seconds.
 """
 
 from __future__ import annotations
 
+from time import monotonic
+from typing import Any
+
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
+from mode import Service
+
+from discharge.recovery_watchdog import RecoveryState, RecoveryWatchdog, restart_in_place
+from overgang.config import load_settings
+from overgang.logging import get_logger
+
+log = get_logger(__name__)
+
+WATCH_SECONDS = 5.0
 
 
 class SeekBeforeDeliverRecovery(Recovery):  # type: ignore[misc]  # faust is untyped
-    """`Recovery` whose completion delivers stream records only after the seek."""
+    """`Recovery` whose completion delivers stream records only after the seek, watched
+    by a `RecoveryWatchdog` (a recovery that stalls restarts the worker)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.watchdog = RecoveryWatchdog(
+            self.recovery_state,
+            restart_in_place(lambda: self.app.consumer.stop()),
+            monotonic,
+            load_settings().recovery_stall_seconds,
+        )
+
+    def recovery_state(self) -> RecoveryState:
+        if not self.in_recovery:
+            return RecoveryState(False, None, {}, {})
+        # Only partitions assigned now: highwaters of revoked ones may linger.
+        active = set(self.active_tps)
+        return RecoveryState(
+            in_recovery=True,
+            started_at=self._recovery_started_at,
+            last_event_at=dict(self._active_events_received_at),
+            remaining={tp: n for tp, n in self.active_remaining().items() if tp in active},
+        )
+
+    @Service.timer(WATCH_SECONDS)
+    async def _watch_recovery(self) -> None:
+        try:
+            await self.watchdog.check()
+        except Exception:  # a watchdog must never take the recovery service down
+            log.exception("recovery.watchdog_failed")
 
     async def on_recovery_completed(self, generation_id: int = 0) -> None:
         self.app.consumer.stop_flow()

@@ -130,6 +130,11 @@ class Settings:
     app_id_suffix: str = field(default_factory=lambda: _env("OVERGANG_APP_ID_SUFFIX", ""))
     # faust's own log (rebalances, recovery); WARNING keeps it quiet, INFO for diagnosis.
     faust_log_level: str = field(default_factory=lambda: _env("OVERGANG_FAUST_LOGLEVEL", "WARNING"))
+    # A changelog recovery with records left that receives none this long restarts the
+    # worker (discharge/recovery_watchdog.py).
+    recovery_stall_seconds: float = field(
+        default_factory=lambda: float(_env("OVERGANG_RECOVERY_STALL_SECONDS", "60"))
+    )
     tls_cert: str = field(default_factory=lambda: _env("OVERGANG_TLS_CERT", ""))
     tls_key: str = field(default_factory=lambda: _env("OVERGANG_TLS_KEY", ""))
     tls_client_ca: str = field(default_factory=lambda: _env("OVERGANG_TLS_CLIENT_CA", ""))

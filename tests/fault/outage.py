@@ -128,6 +128,8 @@ class Stack:
             # SIGKILL takes its partitions over once the dead member's session expired,
             # 60 s by default; the tests' stacks do not wait that long.
             "BROKER_SESSION_TIMEOUT": "10",
+            # A stalled changelog recovery restarts the clock inside the checks' waits.
+            "OVERGANG_RECOVERY_STALL_SECONDS": "20",
             "PATHWAY_GRPC_ADDR": addresses["pathway"],
             "COORDINATION_GRPC_ADDR": addresses["coordination"],
             "DISCHARGE_GRPC_ADDR": addresses["discharge"],

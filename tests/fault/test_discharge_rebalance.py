@@ -45,6 +45,9 @@ def two_workers(kafka_bootstrap: str, tmp_path: Path) -> Iterator[list[ServicePr
                     "OVERGANG_APP_ID_SUFFIX": suffix,
                     # faust's rebalance and recovery steps, for a failure's explanation
                     "OVERGANG_FAUST_LOGLEVEL": "INFO",
+                    # A stalled changelog recovery restarts the worker well inside the
+                    # test's waits (discharge/recovery_watchdog.py; default 60 s).
+                    "OVERGANG_RECOVERY_STALL_SECONDS": "20",
                 },
             ).start()
         )
@@ -92,6 +95,7 @@ def logs_on_failure(workers: list[ServiceProcess]) -> Iterator[None]:
 
 def _steps(path: Path) -> str:
     words = ("rebalanc", "recover", "assign", "revok", "rewound", "Seek", "Resum", "ready")
+    # (the watchdog's "recovery.stalled" / "recovery.restarting" lines match "recover")
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError:

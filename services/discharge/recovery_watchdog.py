@@ -1,0 +1,118 @@
+"""A watchdog over the clock table's changelog recovery: a worker whose recovery has
+records left to read but receives none for `OVERGANG_RECOVERY_STALL_SECONDS` starts
+itself again.
+
+faust-streaming's recovery can wait forever after a rebalance: aiokafka keeps fetching
+the changelog partitions, but no record reaches the recovery ("No event received for
+active tp ... since recovery start"; faust-streaming #176, #597; seen here once in a full
+CI run under load, with the survivor of a hand-over never serving its new partitions).
+faust only warns. The cause sits in faust's fetch and flow-control path and has not been
+isolated. A fresh process recovers: it is the same as a crash and restart, which the
+write-ahead table and the delivery watch make safe (redelivered events are duplicates,
+unsent announcements are sent again with the same ids).
+
+So the worker leaves the consumer group (best effort, bounded) and replaces itself with
+a new image of the same command (`os.execv`: same PID, environment and log files), so
+that a supervisor, a test harness or `overgang up` sees the same process come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from overgang.logging import get_logger
+
+log = get_logger(__name__)
+
+DEFAULT_STALL_SECONDS = 60.0
+RESTARTS_ENV = "OVERGANG_RECOVERY_RESTARTS"  # how often this worker replaced itself
+TP = TypeVar("TP")
+
+
+@dataclass(frozen=True)
+class RecoveryState:
+    """What faust's `Recovery` knows, read at one moment (monotonic seconds)."""
+
+    in_recovery: bool
+    started_at: float | None
+    last_event_at: Mapping[Any, float]  # per changelog partition, while recovering
+    remaining: Mapping[Any, int]  # records left per changelog partition
+
+
+def stalled(state: RecoveryState, now: float, stall_seconds: float) -> list[Any]:
+    """The changelog partitions with records left that have received nothing (since
+    recovery began, or since their last record) for `stall_seconds`."""
+    if not state.in_recovery or state.started_at is None:
+        return []
+    stuck = []
+    for tp, left in state.remaining.items():
+        if left <= 0:
+            continue
+        last = max(state.last_event_at.get(tp, state.started_at), state.started_at)
+        if now - last >= stall_seconds:
+            stuck.append(tp)
+    return stuck
+
+
+def restart_command() -> list[str]:
+    """The command line this process was started with (`python -m discharge`)."""
+    return [sys.executable, *sys.orig_argv[1:]]
+
+
+def restart_in_place(
+    leave_group: Callable[[], Awaitable[None]], leave_seconds: float = 15.0
+) -> Callable[[], Awaitable[None]]:
+    """The watchdog's default action: leave the group (bounded), then exec."""
+
+    async def restart() -> None:
+        try:
+            await asyncio.wait_for(leave_group(), timeout=leave_seconds)
+        except Exception as exc:  # stuck as well: the session timeout frees the partitions
+            log.warning("recovery.leave_failed", error=f"{type(exc).__name__}: {exc}")
+        count = int(os.environ.get(RESTARTS_ENV, "0")) + 1
+        log.warning("recovery.restarting", restarts=count, command=restart_command()[1:])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.environ[RESTARTS_ENV] = str(count)
+        os.execv(sys.executable, restart_command())
+
+    return restart
+
+
+class RecoveryWatchdog:
+    """Checks the recovery every `interval` seconds; acts once when it has stalled."""
+
+    def __init__(
+        self,
+        read: Callable[[], RecoveryState],
+        act: Callable[[], Awaitable[None]],
+        clock: Callable[[], float],
+        stall_seconds: float = DEFAULT_STALL_SECONDS,
+    ) -> None:
+        self.read = read
+        self.act = act
+        self.clock = clock
+        self.stall_seconds = stall_seconds
+        self.fired = False
+
+    async def check(self) -> bool:
+        """True if it acted (now or before)."""
+        if self.fired:
+            return True
+        stuck = stalled(self.read(), self.clock(), self.stall_seconds)
+        if not stuck:
+            return False
+        self.fired = True
+        log.error(
+            "recovery.stalled",
+            partitions=sorted(str(tp) for tp in stuck),
+            stall_seconds=self.stall_seconds,
+            detail="changelog records left but none received: restarting the worker",
+        )
+        await self.act()
+        return True
