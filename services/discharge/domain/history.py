@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from operator import attrgetter
 
 from discharge.domain.statement import Conflict, ConflictKind, EndCause
@@ -30,6 +31,19 @@ def _canonical(event: EpisodeEvent) -> str:
     )
 
 
+_OCCURRED_AT = attrgetter("occurred_at")
+
+
+def in_event_order(events: Iterable[EpisodeEvent]) -> list[EpisodeEvent]:
+    """Sorted by `EpisodeEvent.sort_key`. By event time alone first (a C-level key, no
+    tuple per event); the whole key only when two events share an instant."""
+    ordered = sorted(events, key=_OCCURRED_AT)
+    for earlier, later in pairwise(ordered):
+        if earlier.occurred_at == later.occurred_at:
+            return sorted(ordered, key=EpisodeEvent.sort_key)
+    return ordered
+
+
 def unique_events(events: Iterable[EpisodeEvent]) -> tuple[list[EpisodeEvent], list[Conflict]]:
     """Drop duplicates by event id, then order by event time (ties: `EventKind` order).
 
@@ -38,7 +52,7 @@ def unique_events(events: Iterable[EpisodeEvent]) -> tuple[list[EpisodeEvent], l
     batch: Sequence[EpisodeEvent] = events if isinstance(events, list | tuple) else list(events)
     first = {event.event_id: event for event in batch}
     if len(first) == len(batch):  # every id once (the usual case): nothing to decide
-        return sorted(first.values(), key=EpisodeEvent.sort_key), []
+        return in_event_order(first.values()), []
     first = {}
     versions: dict[str, set[EpisodeEvent]] = {}  # only ids with two different versions
     for event in batch:
@@ -58,10 +72,7 @@ def unique_events(events: Iterable[EpisodeEvent]) -> tuple[list[EpisodeEvent], l
                 "whose canonical form sorts first",
             )
         )
-    return sorted(first.values(), key=EpisodeEvent.sort_key), conflicts
-
-
-_OCCURRED_AT = attrgetter("occurred_at")
+    return in_event_order(first.values()), conflicts
 
 
 def seen_as_of(ordered: list[EpisodeEvent], as_of: dt.date) -> list[EpisodeEvent]:
