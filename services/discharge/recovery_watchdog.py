@@ -23,7 +23,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from overgang.logging import get_logger
 
@@ -31,7 +31,6 @@ log = get_logger(__name__)
 
 DEFAULT_STALL_SECONDS = 60.0
 RESTARTS_ENV = "OVERGANG_RECOVERY_RESTARTS"  # how often this worker replaced itself
-TP = TypeVar("TP")
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,8 @@ def restart_in_place(
 
 
 class RecoveryWatchdog:
-    """Checks the recovery every `interval` seconds; acts once when it has stalled."""
+    """Acts once, at the first `check` that finds the recovery stalled (the recovery
+    service calls `check` every few seconds)."""
 
     def __init__(
         self,

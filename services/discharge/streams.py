@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
-from kafka.partitioner.default import murmur2
 
 from discharge.corrections_store import CorrectionLog
 from discharge.domain.live_clock import Rules
@@ -54,8 +53,7 @@ class ClockStreams:
 
     def partition_of(self, episode_id: str) -> int:
         """The partition the default (murmur2) partitioner gives the episode's key."""
-        positive = murmur2(episode_id.encode()) & 0x7FFFFFFF
-        return int(positive % self.settings.topic_partitions)
+        return topics.default_partition(episode_id, self.settings.topic_partitions)
 
     def served_partitions(self) -> set[int]:
         """The partitions this worker is active for, once their table state is restored:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import string
 
 EPISODE_ID = re.compile(r"^(\d{1,9}):([A-Za-z0-9._-]{1,64})\Z", re.ASCII)
-EVENT_ID = re.compile(r"^[A-Za-z0-9._:@/-]{1,128}\Z", re.ASCII)
+# Event ids: these characters, 1 to EVENT_ID_MAX of them.
+EVENT_ID_CHARS = string.ascii_letters + string.digits + "._:@/-"
+EVENT_ID_MAX = 128
+EVENT_ID = re.compile(rf"^[{re.escape(EVENT_ID_CHARS)}]{{1,{EVENT_ID_MAX}}}\Z", re.ASCII)
 MUNICIPALITY = re.compile(r"^\d{4}\Z", re.ASCII)
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z", re.ASCII)
 # Event times the clock can reason about; anything else is a broken record.

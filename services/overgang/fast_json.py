@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import string
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -26,6 +25,8 @@ from overgang.event_rules import (
     EARLIEST,
     EPISODE_ID,
     EVENT_ID,
+    EVENT_ID_CHARS,
+    EVENT_ID_MAX,
     LATEST,
     MAX_READY_AFTER_NOTICE,
     MAX_REPEATED,
@@ -73,10 +74,6 @@ def _identifier(value: object, pattern: Any) -> bool:
     )
 
 
-_EVENT_ID_CHARS = string.ascii_letters + string.digits + "._:@/-"  # EVENT_ID's
-_EVENT_ID_MAX = 128
-
-
 def _event_identifier(value: object, episode: str) -> bool:
     """`_identifier(value, EVENT_ID)`, checking only what follows the episode id when the
     event id is `<episode id>:<rest>`: the validated episode id's characters are all event
@@ -86,7 +83,7 @@ def _event_identifier(value: object, episode: str) -> bool:
         return False
     if value.startswith(episode) and value[len(episode) : len(episode) + 1] == ":":
         rest = value[len(episode) + 1 :]
-        if len(value) > _EVENT_ID_MAX or rest.strip(_EVENT_ID_CHARS):
+        if len(value) > EVENT_ID_MAX or rest.strip(EVENT_ID_CHARS):
             return False
         return len(rest) < 11 or not contains_national_id(rest)
     return EVENT_ID.match(value) is not None and not contains_national_id(value)

@@ -30,12 +30,17 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.partitioner.default import murmur2
 
 from overgang.config import load_settings
 from overgang.events import OSLO, Division, EpisodeEvent, EventKind
 from overgang.kafka.event_producer import produce_events
-from overgang.kafka.topics import HOSPITAL_EVENTS, LIABILITY_EVENTS, MUNICIPAL_EVENTS, ensure_topics
+from overgang.kafka.topics import (
+    HOSPITAL_EVENTS,
+    LIABILITY_EVENTS,
+    MUNICIPAL_EVENTS,
+    default_partition,
+    ensure_topics,
+)
 from tooling import stack
 from tooling.bench_env import broker_env, own_broker, service_env
 from tooling.launcher import ServiceProcess
@@ -51,7 +56,7 @@ def _marker_id(label: str, partition: int, partitions: int) -> str:
     """An episode id that the default (murmur2) partitioner puts in `partition`."""
     for n in range(10_000):
         episode_id = f"{MARKER_HER_ID}:{label}-p{partition}-{n}"
-        if (murmur2(episode_id.encode()) & 0x7FFFFFFF) % partitions == partition:
+        if default_partition(episode_id, partitions) == partition:
             return episode_id
     raise AssertionError("no marker id found")  # pragma: no cover
 

@@ -1,6 +1,6 @@
 """`make bench-recovery`: a discharge worker's cold start on a changelog like the one five
-years of national history leave (issue 10, item 4), against a bare aiokafka read of the
-same changelog and a start on an empty one, in the same run.
+years of national history leave (issue 10, item 4), against a bare kafka-python read of
+the same changelog and a start on an empty one, in the same run.
 
 What five years leave in the clock table's changelog is not five years of writes. Clocks
 settled for `OVERGANG_CLOCK_RETENTION_DAYS` move to the SQL archive and leave the table
@@ -38,11 +38,10 @@ from typing import Any
 import grpc
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.partitioner.default import murmur2
 
 from discharge.streams import APP_ID
 from overgang.config import Settings, load_settings
-from overgang.kafka.topics import ensure_topics
+from overgang.kafka.topics import default_partition, ensure_topics
 from overgang.v1 import liability_pb2
 from tooling import stack
 from tooling.bench_env import broker_env, machine, own_broker, service_env
@@ -55,11 +54,6 @@ NEW_EPISODES_A_DAY = 94_000 // 365
 EVENTS_PER_EPISODE = 5
 
 Record = tuple[int, bytes, bytes | None]  # partition, key, value (None: a tombstone)
-
-
-def partition_of(key: str, partitions: int) -> int:
-    """As the worker places an episode's clock (discharge.streams.ClockStreams)."""
-    return int((murmur2(key.encode()) & 0x7FFFFFFF) % partitions)
 
 
 def hot_clocks(running: int, settled: int) -> dict[str, dict[str, Any]]:
@@ -75,7 +69,7 @@ def changelog(hot: dict[str, dict[str, Any]], head_days: int, partitions: int) -
 
     def record(key: str, value: dict[str, Any] | None) -> Record:
         data = None if value is None else json.dumps(value).encode()
-        return partition_of(key, partitions), json.dumps(key).encode(), data
+        return default_partition(key, partitions), json.dumps(key).encode(), data
 
     running = [k for k, v in hot.items() if v.get("quiet_since") is None]
     settled_value = next(v for v in hot.values() if v.get("quiet_since") is not None)
@@ -196,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
     hot = hot_clocks(args.running, args.settled)
     running = [k for k, v in hot.items() if v.get("quiet_since") is None]
-    probes = list({partition_of(k, args.partitions): k for k in running}.values())
+    probes = list({default_partition(k, args.partitions): k for k in running}.values())
     with own_broker(broker_env(19692, BENCH_DIR / "kafka-recovery")) as bootstrap:
         ensure_topics(dataclasses.replace(load_settings(), kafka_bootstrap=bootstrap))
         empty_s, _ = cold_start(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError
+from kafka.partitioner.default import murmur2
 
 from overgang.config import Settings
 from overgang.kafka.security import kafka_python_security
@@ -25,6 +26,12 @@ CLOCK_TICKS = "overgang.clock-ticks.v1"
 DEAD_LETTER = "overgang.dead-letter.v1"
 
 TOPICS_FILE = Path(__file__).with_name("topics.toml")
+
+
+def default_partition(key: str, partitions: int) -> int:
+    """The partition the default (murmur2) partitioner gives a record keyed `key`: where an
+    episode's events, and so its clock, live."""
+    return int((murmur2(key.encode()) & 0x7FFFFFFF) % partitions)
 
 
 @dataclass(frozen=True)
