@@ -57,7 +57,7 @@ class SeekBeforeDeliverRecovery(Recovery):  # type: ignore[misc]  # faust is unt
         super().__init__(*args, **kwargs)
         self.watchdog = RecoveryWatchdog(
             self.recovery_state,
-            restart_in_place(lambda: self.app.consumer.stop()),
+            restart_in_place,
             monotonic,
             load_settings().recovery_stall_seconds,
         )

@@ -11,14 +11,16 @@ isolated. A fresh process recovers: it is the same as a crash and restart, which
 write-ahead table and the delivery watch make safe (redelivered events are duplicates,
 unsent announcements are sent again with the same ids).
 
-So the worker leaves the consumer group (best effort, bounded) and replaces itself with
-a new image of the same command (`os.execv`: same PID, environment and log files), so
-that a supervisor, a test harness or `overgang up` sees the same process come back.
+So the worker replaces itself with a new image of the same command (`os.execv`: same
+PID, environment and log files), so that a supervisor, a test harness or `overgang up`
+sees the same process come back. It does not leave the consumer group first: stopping
+faust's consumer in that state crashed the worker before the exec (its fetcher raised
+on the way down, seen in CI). The group drops the old member when its session times out
+(`BROKER_SESSION_TIMEOUT`, faust's default 60 s) and the new image takes its partitions.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping
@@ -63,24 +65,14 @@ def restart_command() -> list[str]:
     return [sys.executable, *sys.orig_argv[1:]]
 
 
-def restart_in_place(
-    leave_group: Callable[[], Awaitable[None]], leave_seconds: float = 15.0
-) -> Callable[[], Awaitable[None]]:
-    """The watchdog's default action: leave the group (bounded), then exec."""
-
-    async def restart() -> None:
-        try:
-            await asyncio.wait_for(leave_group(), timeout=leave_seconds)
-        except Exception as exc:  # stuck as well: the session timeout frees the partitions
-            log.warning("recovery.leave_failed", error=f"{type(exc).__name__}: {exc}")
-        count = int(os.environ.get(RESTARTS_ENV, "0")) + 1
-        log.warning("recovery.restarting", restarts=count, command=restart_command()[1:])
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.environ[RESTARTS_ENV] = str(count)
-        os.execv(sys.executable, restart_command())
-
-    return restart
+async def restart_in_place() -> None:
+    """The watchdog's action: this process becomes a new image of its own command."""
+    count = int(os.environ.get(RESTARTS_ENV, "0")) + 1
+    log.warning("recovery.restarting", restarts=count, command=restart_command()[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.environ[RESTARTS_ENV] = str(count)
+    os.execv(sys.executable, restart_command())
 
 
 class RecoveryWatchdog:

@@ -48,6 +48,9 @@ def two_workers(kafka_bootstrap: str, tmp_path: Path) -> Iterator[list[ServicePr
                     # A stalled changelog recovery restarts the worker well inside the
                     # test's waits (discharge/recovery_watchdog.py; default 60 s).
                     "OVERGANG_RECOVERY_STALL_SECONDS": "20",
+                    # faust's own setting: the group drops a restarted worker's old
+                    # member after this (default 60 s), as in the outage tests' stack.
+                    "BROKER_SESSION_TIMEOUT": "10",
                 },
             ).start()
         )

@@ -73,30 +73,14 @@ def test_the_watchdog_acts_once_on_a_stall_and_not_before() -> None:
     assert acted == [161.0]
 
 
-def test_the_restart_leaves_the_group_then_execs_the_same_command(
+def test_the_restart_execs_the_same_command_and_counts_the_restarts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    calls: list[object] = []
-    monkeypatch.setattr(sys, "orig_argv", ["/usr/bin/python3", "-m", "discharge"])
-    monkeypatch.setattr(watchdog.os, "execv", lambda path, argv: calls.append(("exec", argv)))
-    monkeypatch.delenv(watchdog.RESTARTS_ENV, raising=False)
-
-    async def leave() -> None:
-        calls.append("left")
-
-    asyncio.run(watchdog.restart_in_place(leave)())
-    assert calls == ["left", ("exec", [sys.executable, "-m", "discharge"])]
-    assert watchdog.os.environ[watchdog.RESTARTS_ENV] == "1"
-
-
-def test_a_leave_that_hangs_does_not_stop_the_restart(monkeypatch: pytest.MonkeyPatch) -> None:
     execs: list[list[str]] = []
+    monkeypatch.setattr(sys, "orig_argv", ["/usr/bin/python3", "-m", "discharge"])
     monkeypatch.setattr(watchdog.os, "execv", lambda path, argv: execs.append(argv))
     monkeypatch.setenv(watchdog.RESTARTS_ENV, "2")
 
-    async def hangs() -> None:
-        await asyncio.sleep(3600)
-
-    asyncio.run(watchdog.restart_in_place(hangs, leave_seconds=0.05)())
-    assert len(execs) == 1
+    asyncio.run(watchdog.restart_in_place())
+    assert execs == [[sys.executable, "-m", "discharge"]]
     assert watchdog.os.environ[watchdog.RESTARTS_ENV] == "3"
