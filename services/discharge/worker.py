@@ -131,14 +131,20 @@ class ClockWorker:
             raise InvalidEvent(field, reason if len(violations) == 1 else describe(violations))
         return decoded
 
-    async def on_episode_event(self, record: ConsumedRecord) -> None:
+    async def on_episode_event(
+        self, record: ConsumedRecord, batch: dict[str, Outcome] | None = None
+    ) -> None:
+        """Applies the event; records the outcome at once, or adds it to `batch` (episode
+        -> its outcome so far in the batch) for `handle_batch` to record with the rest."""
         try:
             event = self.check_event(record)
         except InvalidEvent as exc:
             await self.dead_letter(record, str(exc))
             return
+        batched = batch.get(event.episode_id) if batch is not None else None
         entry = (
-            self.store.get(event.episode_id)
+            (batched.entry if batched is not None else None)
+            or self.store.get(event.episode_id)
             or await self._restore(event.episode_id, record.partition)
             or ClockEntry(event.episode_id, record.partition, self.today())
         )
@@ -153,8 +159,45 @@ class ClockWorker:
         if unsent := self.store.unsent_of(event.episode_id):  # a crash or failed send left it
             await self._send({event.episode_id: unsent})
         outcome = apply_event(entry, event, self.rules)
-        if outcome.entry is not entry:  # else a duplicate
+        if outcome.entry is entry:
+            return  # a duplicate
+        if batch is None:
             await self._record([outcome])
+        elif batched is None:
+            batch[event.episode_id] = outcome
+        else:  # the episode's second event in the batch: both announcements, one state
+            batch[event.episode_id] = Outcome(
+                outcome.entry,
+                [*batched.changes, *outcome.changes],
+                [*batched.answered, *outcome.answered],
+            )
+
+    async def handle_batch(self, records: Sequence[ConsumedRecord]) -> None:
+        """The records of one fetch: applied one by one in order, recorded together (one
+        durable table write and one wait for the announcements' acknowledgements per
+        batch, not per event). Returns, like `handle`, only when every record is part of
+        the clock or dead-lettered; on a bug the batch goes again one record at a time, so
+        only the record at fault is dead-lettered."""
+        try:
+            await until_done(
+                lambda: self._handle_batch_once(records), "clock.batch", log, sleep=self._sleep
+            )
+        except Exception:
+            log.exception("clock.batch_failed", records=len(records))
+            for record in records:
+                await self.handle(record)
+
+    async def _handle_batch_once(self, records: Sequence[ConsumedRecord]) -> None:
+        # Safe to repeat like `_handle_once`: what was recorded comes again as duplicates.
+        batch: dict[str, Outcome] = {}
+        for record in records:
+            if record.topic == topics.CLOCK_TICKS:
+                await self._record(list(batch.values()))  # a tick sees the events before it
+                batch.clear()
+                await self.on_tick(record)
+            else:
+                await self.on_episode_event(record, batch)
+        await self._record(list(batch.values()))
 
     async def _restore(self, episode_id: str, partition: int) -> ClockEntry | None:
         """An archived clock a late event brings back (its corrections follow)."""

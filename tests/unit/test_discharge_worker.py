@@ -301,3 +301,53 @@ def test_a_kill_after_a_sent_correction_with_the_other_topic_first_counts_each_d
         sum(d.amount_nok or 0 for d in days),
         2,
     )
+
+
+# ---------------------------------------------------------------- batches
+def _story_records() -> list[Consumed]:
+    story = (
+        Episode()
+        .admission_notice(at("2024-03-01"))
+        .discharge_ready(at("2024-03-04"))
+        .answer(at("2024-03-05"), can_receive=False)
+    )
+    return [_event_record(e) for e in story.events]
+
+
+def _one_by_one(records: list[Consumed]) -> Harness:
+    harness = Harness()
+    for record in records:
+        _run(harness, record)
+    return harness
+
+
+def _batched(records: list[Consumed]) -> Harness:
+    harness = Harness()
+    asyncio.run(harness.worker.handle_batch(records))
+    return harness
+
+
+def test_a_batch_announces_what_its_records_announce_one_by_one() -> None:
+    story = _story_records()
+    records = [*story, _tick("2024-03-09"), *story]  # the repeat: duplicates
+    one, batch = _one_by_one(records), _batched(records)
+    assert (batch.announced, batch.table) == (one.announced, one.table)
+
+
+def test_a_bad_record_in_a_batch_is_dead_lettered_and_the_others_count() -> None:
+    bad = Consumed(HOSPITAL_EVENTS, 0, 7, b"81234:E1", b"\xff\x00garbage", [])
+    records = _story_records()
+    batch = _batched([records[0], bad, *records[1:]])
+    assert (len(batch.dead), batch.announced) == (1, _one_by_one(records).announced)
+
+
+def test_a_failed_send_for_a_batch_is_retried_and_every_event_still_counts() -> None:
+    records = [*_story_records(), _tick("2024-03-09")]
+    harness = Harness(announce_failures=2)
+    asyncio.run(harness.worker.handle_batch(records))
+    expected = _one_by_one(records)
+    assert (harness.dead, harness.announced, harness.table) == (
+        [],
+        expected.announced,
+        expected.table,
+    )
