@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from discharge.domain.liability_diff import LiabilityChange
 from discharge.domain.statement import LiableDay
 from discharge.models import CorrectionRow
+from overgang.sql.upsert import upsert
 
 
 @dataclass(frozen=True)
@@ -40,27 +41,29 @@ class CorrectionLog:
         self.engine = engine
 
     def put_many(self, changes: Sequence[tuple[LiabilityChange, dt.date]], at: dt.datetime) -> None:
-        """(change, the clock's as_of) of CORRECTED changes; a repeat merges into its row."""
-        with Session(self.engine) as session:
-            for change, as_of in changes:
-                dates = [d.date for d in (*change.reversed, *change.added)]
-                session.merge(
-                    CorrectionRow(
-                        event_id=change.event_id,
-                        episode_id=change.episode_id,
-                        her_id=change.episode_id.partition(":")[0],
-                        municipality=change.municipality,
-                        as_of=as_of,
-                        first_day=min(dates),
-                        last_day=max(dates),
-                        cause_event_id=change.cause_event_id,
-                        days_json=json.dumps(
-                            {"reversed": _days(change.reversed), "added": _days(change.added)}
-                        ),
-                        emitted_at=at.astimezone(dt.UTC),
-                    )
-                )
-            session.commit()
+        """(change, the clock's as_of) of CORRECTED changes; a repeat replaces its row."""
+        emitted_at = at.astimezone(dt.UTC)
+        rows = []
+        for change, as_of in changes:
+            dates = [d.date for d in (*change.reversed, *change.added)]
+            rows.append(
+                {
+                    "event_id": change.event_id,
+                    "episode_id": change.episode_id,
+                    "her_id": change.episode_id.partition(":")[0],
+                    "municipality": change.municipality,
+                    "as_of": as_of,
+                    "first_day": min(dates),
+                    "last_day": max(dates),
+                    "cause_event_id": change.cause_event_id,
+                    "days_json": json.dumps(
+                        {"reversed": _days(change.reversed), "added": _days(change.added)}
+                    ),
+                    "emitted_at": emitted_at,
+                }
+            )
+        with self.engine.begin() as connection:
+            upsert(connection, CorrectionRow, rows)
 
     def after(
         self, since: dt.date, first: dt.date, last: dt.date, her_id: str | None = None

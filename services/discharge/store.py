@@ -20,6 +20,12 @@ def _entry(row: ArchivedClockRow) -> ClockEntry:
     return entry_from_json(json.loads(row.entry_json))
 
 
+def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
+    # SQLite limits the parameters of one statement.
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
 def _her_id(episode_id: str) -> str:
     return episode_id.partition(":")[0]
 
@@ -62,14 +68,20 @@ class ClockArchive:
 
     def restore(self, episode_id: str) -> ClockEntry | None:
         """The archived clock for the hot table (again, after a crash); marks the row."""
+        return self.restore_many([episode_id]).get(episode_id)
+
+    def restore_many(self, episode_ids: list[str]) -> dict[str, ClockEntry]:
+        """`restore` for many episodes in one transaction: those the archive holds."""
         with Session(self.engine) as session:
-            row = session.get(ArchivedClockRow, episode_id)
-            if row is None:
-                return None
-            row.restored = True
-            session.add(row)
+            rows = []
+            for chunk in _chunks(episode_ids):
+                query = select(ArchivedClockRow).where(col(ArchivedClockRow.episode_id).in_(chunk))
+                rows.extend(session.exec(query))
+            for row in rows:
+                row.restored = True
+                session.add(row)
             session.commit()
-            return _entry(row)
+            return {row.episode_id: _entry(row) for row in rows}
 
     def with_days_in(
         self, first: dt.date, last: dt.date, her_id: str | None = None

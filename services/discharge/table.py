@@ -98,6 +98,9 @@ class ClockTable:
         self._histories = _Histories()
         self._statements = _Statements()
 
+    def __contains__(self, episode_id: str) -> bool:
+        return episode_id in self.table
+
     def get(self, episode_id: str) -> ClockEntry | None:
         value = self.table.get(episode_id)
         return self._entry(value) if value else None

@@ -15,7 +15,7 @@ import base64
 import datetime as dt
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from discharge.convert import liability_event
 from discharge.corrections_store import CorrectionLog
@@ -55,6 +55,15 @@ SERVICE = "discharge"
 
 # Sends one episode's liability events (serialised) and returns once all are acknowledged.
 Announce = Callable[[str, Sequence[bytes]], Awaitable[None]]
+
+
+@dataclass
+class Batch:
+    """Records applied together: each episode's outcome so far (recorded at the end, or
+    before a tick), and the episodes already looked up in the archive."""
+
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    looked_up: set[str] = field(default_factory=set)
 
 
 class ClockWorker:
@@ -102,10 +111,7 @@ class ClockWorker:
     async def _handle_once(self, record: ConsumedRecord) -> None:
         # Safe to repeat: a repeat finds the event in the table's history and sends again
         # only what the table holds as unsent (same ids).
-        if record.topic == topics.CLOCK_TICKS:
-            await self.on_tick(record)
-        else:
-            await self.on_episode_event(record)
+        await self._handle_batch_once([record])
 
     async def dead_letter(self, record: ConsumedRecord, reason: str) -> None:
         await until_done(
@@ -131,22 +137,21 @@ class ClockWorker:
             raise InvalidEvent(field, reason if len(violations) == 1 else describe(violations))
         return decoded
 
-    async def on_episode_event(
-        self, record: ConsumedRecord, batch: dict[str, Outcome] | None = None
-    ) -> None:
-        """Applies the event; records the outcome at once, or adds it to `batch` (episode
-        -> its outcome so far in the batch) for `handle_batch` to record with the rest."""
+    async def on_episode_event(self, record: ConsumedRecord, batch: Batch) -> None:
+        """Applies the event to the episode's clock as the batch has it so far."""
         try:
             event = self.check_event(record)
         except InvalidEvent as exc:
             await self.dead_letter(record, str(exc))
             return
-        batched = batch.get(event.episode_id) if batch is not None else None
+        episode = event.episode_id
+        if not (episode in batch.looked_up or episode in batch.outcomes or episode in self.store):
+            await self._restore(batch, {episode: record.partition})  # archived after a tick
+        batched = batch.outcomes.get(episode)
         entry = (
             (batched.entry if batched is not None else None)
-            or self.store.get(event.episode_id)
-            or await self._restore(event.episode_id, record.partition)
-            or ClockEntry(event.episode_id, record.partition, self.today())
+            or self.store.get(episode)
+            or ClockEntry(episode, record.partition, self.today())
         )
         entry = catch_up(entry, self.today())
         if entry.partition != record.partition:
@@ -156,21 +161,18 @@ class ClockWorker:
                 f"{record.partition}: producers must key by episode id (default partitioner)",
             )
             return
-        if unsent := self.store.unsent_of(event.episode_id):  # a crash or failed send left it
-            await self._send({event.episode_id: unsent})
+        if unsent := self.store.unsent_of(episode):  # a crash or failed send left it
+            await self._send({episode: unsent})
         outcome = apply_event(entry, event, self.rules)
         if outcome.entry is entry:
             return  # a duplicate
-        if batch is None:
-            await self._record([outcome])
-        elif batched is None:
-            batch[event.episode_id] = outcome
-        else:  # the episode's second event in the batch: both announcements, one state
-            batch[event.episode_id] = Outcome(
+        if batched is not None:  # an earlier event of the batch: both announcements
+            outcome = Outcome(
                 outcome.entry,
                 [*batched.changes, *outcome.changes],
                 [*batched.answered, *outcome.answered],
             )
+        batch.outcomes[episode] = outcome
 
     async def handle_batch(self, records: Sequence[ConsumedRecord]) -> None:
         """The records of one fetch: applied one by one in order, recorded together (one
@@ -188,26 +190,39 @@ class ClockWorker:
                 await self.handle(record)
 
     async def _handle_batch_once(self, records: Sequence[ConsumedRecord]) -> None:
-        # Safe to repeat like `_handle_once`: what was recorded comes again as duplicates.
-        batch: dict[str, Outcome] = {}
+        # Safe to repeat like one record: what was recorded comes again as duplicates.
+        batch = Batch()
+        await self._restore(batch, self._not_in_table(records))  # one lookup for the batch
         for record in records:
             if record.topic == topics.CLOCK_TICKS:
-                await self._record(list(batch.values()))  # a tick sees the events before it
-                batch.clear()
+                await self._record(list(batch.outcomes.values()))  # a tick sees what came before
+                batch = Batch()  # (and may archive clocks looked up before it)
                 await self.on_tick(record)
             else:
                 await self.on_episode_event(record, batch)
-        await self._record(list(batch.values()))
+        await self._record(list(batch.outcomes.values()))
 
-    async def _restore(self, episode_id: str, partition: int) -> ClockEntry | None:
-        """An archived clock a late event brings back (its corrections follow)."""
-        if self.archive is None:
-            return None
-        entry = await asyncio.to_thread(self.archive.restore, episode_id)
-        if entry is not None:
-            log.info("clock.restored_from_archive", episode=episode_id)
-            entry = replace(entry, partition=partition)
-        return entry
+    def _not_in_table(self, records: Sequence[ConsumedRecord]) -> dict[str, int]:
+        """Episode (by record key) -> partition, of the events whose clock the table lacks."""
+        missing: dict[str, int] = {}
+        for record in records:
+            if record.topic != topics.CLOCK_TICKS and record.key:
+                episode = record.key.decode(errors="replace")
+                if episode not in self.store:
+                    missing.setdefault(episode, record.partition)
+        return missing
+
+    async def _restore(self, batch: Batch, episodes: dict[str, int]) -> None:
+        """Archived clocks late events bring back (their corrections follow), in the batch
+        from the start: a restored clock goes back to the table even if its event is a
+        duplicate, for the archive no longer counts it."""
+        batch.looked_up.update(episodes)
+        if self.archive is None or not episodes:
+            return
+        restored = await asyncio.to_thread(self.archive.restore_many, list(episodes))
+        for episode, entry in restored.items():
+            log.info("clock.restored_from_archive", episode=episode)
+            batch.outcomes[episode] = Outcome(replace(entry, partition=episodes[episode]), [], [])
 
     async def on_tick(self, record: ConsumedRecord) -> None:
         try:

@@ -186,6 +186,19 @@ def test_a_late_event_for_an_archived_clock_restores_it_and_corrects_the_money(
     )
 
 
+def test_a_repeated_event_for_an_archived_clock_leaves_the_clock_billable(
+    tmp_path: Path,
+) -> None:
+    harness, archive = _archiving(tmp_path, "2024-04-20")
+    story = _ended_story()
+    for event in story.events:
+        _run(harness, _event_record(event))
+    _run(harness, _tick("2024-04-20"))
+    _run(harness, _event_record(story.events[0]))  # an integration sends an old event again
+    kept = harness.worker.store.get("81234:E1") or archive.get("81234:E1")
+    assert kept and kept.announced and kept.announced.liable_days == 3
+
+
 def test_an_event_backdated_beyond_the_window_is_dead_lettered_with_the_reason() -> None:
     harness = Harness()  # today is 2024-03-10
     backdated = Episode().discharge_ready(at("2023-12-01")).events[-1]
@@ -351,3 +364,15 @@ def test_a_failed_send_for_a_batch_is_retried_and_every_event_still_counts() -> 
         expected.announced,
         expected.table,
     )
+
+
+def test_a_late_event_after_the_tick_that_archived_its_clock_in_one_batch_restores_it(
+    tmp_path: Path,
+) -> None:
+    harness, _archive = _archiving(tmp_path, "2024-04-20")
+    story = _ended_story()
+    late_answer = story.answer(at("2024-03-05"), can_receive=True).events[-1]
+    records = [*map(_event_record, story.events), _tick("2024-04-20"), _event_record(late_answer)]
+    asyncio.run(harness.worker.handle_batch(records))
+    restored = harness.worker.store.get("81234:E1")
+    assert (restored and restored.announced and restored.announced.liable_days) == 1
