@@ -73,7 +73,7 @@ class ClockArchive:
     def restore_many(self, episode_ids: list[str]) -> dict[str, ClockEntry]:
         """`restore` for many episodes in one transaction: those the archive holds."""
         with Session(self.engine) as session:
-            rows = []
+            rows: list[ArchivedClockRow] = []
             for chunk in _chunks(episode_ids):
                 query = select(ArchivedClockRow).where(col(ArchivedClockRow.episode_id).in_(chunk))
                 rows.extend(session.exec(query))
