@@ -265,9 +265,10 @@ class Metrics:
     def _days(
         self, service: str, municipality: str, days: Iterable[DayLike], *, reverse: bool
     ) -> None:
-        counted: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # days, nok, pending
+        # days, nok, pending by year; labelled once per year, not per day
+        counted: dict[object, list[int]] = defaultdict(lambda: [0, 0, 0])
         for day in days:
-            figures = counted[label(getattr(day.date, "year", ""))]
+            figures = counted[getattr(day.date, "year", "")]
             figures[0] += 1
             if day.amount_nok is None:
                 figures[2] += 1
@@ -279,7 +280,7 @@ class Metrics:
             else (self.liable_days, self.liable_nok, self.pending_days)
         )
         for year, figures in counted.items():
-            names = (label(service), municipality, year)
+            names = (label(service), municipality, label(year))
             for family in self._place_families():  # announced and reversed from 0
                 family.labels(*names)
             for family, amount in zip(families, figures, strict=True):
