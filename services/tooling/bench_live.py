@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from overgang.codec import decode_event
 from overgang.config import load_settings
 from overgang.events import OSLO, Division, EpisodeEvent, EventKind
 from overgang.kafka.event_producer import produce_events
+from overgang.kafka.records import content_type, headers_of
 from overgang.kafka.topics import (
     HOSPITAL_EVENTS,
     LIABILITY_EVENTS,
@@ -147,24 +150,33 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def bare_consumer(bootstrap: str, expected: int) -> tuple[float, float]:
+async def bare_consumer(
+    bootstrap: str, expected: int, each: Callable[[Any], object] | None = None
+) -> tuple[float, float]:
     """(wall, CPU) seconds for a plain aiokafka consumer to iterate `expected` records of
-    the input topics, from the first record on."""
+    the input topics, from the first record on, calling `each` on every record if given."""
     consumer = AIOKafkaConsumer(
         *INPUT_TOPICS, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
         count, wall, cpu = 0, 0.0, 0.0
-        async for _record in consumer:
+        async for record in consumer:
             if count == 0:
                 wall, cpu = time.perf_counter(), time.process_time()
+            if each is not None:
+                each(record)
             count += 1
             if count == expected:
                 break
         return time.perf_counter() - wall, time.process_time() - cpu
     finally:
         await consumer.stop()
+
+
+def decode(record: Any) -> EpisodeEvent:
+    """What any consumer of the events does first: decode and validate the payload."""
+    return decode_event(record.value, content_type(headers_of(record.headers)))
 
 
 def faust_reference(bootstrap: str, events: int, mode: str, timeout: float) -> tuple[float, float]:
@@ -236,6 +248,9 @@ def run(
         runs = {"baseline: bare aiokafka consumer": asyncio.run(bare_consumer(bootstrap, sent))}
         runs["discharge worker (python -m discharge)"] = (span, worker_cpu)
         if references:
+            runs["reference: bare aiokafka, decoding each event"] = asyncio.run(
+                bare_consumer(bootstrap, sent, decode)
+            )
             for mode, name in (
                 ("empty", "Faust agent, empty"),
                 ("acked", "Faust agent, acked send"),

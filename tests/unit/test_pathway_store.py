@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +32,8 @@ from pathway.models import PatientRow, PseudonymRow, pathway_metadata
 from pathway.runtime import MIGRATIONS
 from pathway.store import EventIdConflict, PathwayStore, Recorded
 
+from .sql_backends import BACKENDS, empty_engine
+
 EPISODE = "81234:E1"
 T0 = dt.datetime(2024, 3, 1, 8, 0, tzinfo=dt.UTC)
 _ids = itertools.count(1)
@@ -59,22 +60,10 @@ def ev(kind: EventKind, minutes: int, **fields: object) -> EpisodeEvent:
     )
 
 
-# SQLite always; PostgreSQL too when OVERGANG_TEST_POSTGRES_URL names one (CI starts a
-# throwaway server with infra/postgres/pg-test.sh), so both dialects run the same tests.
-POSTGRES_URL = os.environ.get("OVERGANG_TEST_POSTGRES_URL", "")
-BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
-
-
 @pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An empty database of each backend."""
-    url = POSTGRES_URL if request.param == "postgresql" else ""
-    engine = make_engine(url or f"sqlite:///{tmp_path / 'nested' / 'pathway.db'}")
-    if url:
-        with engine.begin() as connection:
-            connection.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    yield engine
-    engine.dispose()
+    yield from empty_engine(request.param, tmp_path / "nested" / "pathway.db")
 
 
 @pytest.fixture
