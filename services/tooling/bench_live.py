@@ -248,7 +248,7 @@ def run(
         runs = {"baseline: bare aiokafka consumer": asyncio.run(bare_consumer(bootstrap, sent))}
         runs["discharge worker (python -m discharge)"] = (span, worker_cpu)
         if references:
-            runs["reference: bare aiokafka, decoding each event"] = asyncio.run(
+            runs["reference: bare aiokafka + decode"] = asyncio.run(
                 bare_consumer(bootstrap, sent, decode)
             )
             for mode, name in (
