@@ -166,14 +166,20 @@ def test_a_clock_quiet_for_the_retention_leaves_the_hot_table_for_the_archive(
     )
 
 
-def test_a_late_event_for_an_archived_clock_restores_it_and_corrects_the_money(
-    tmp_path: Path,
-) -> None:
+def _archived_story(tmp_path: Path) -> tuple[Harness, ClockArchive, Episode]:
+    """An ended episode whose clock the tick of 2024-04-20 moved to the archive."""
     harness, archive = _archiving(tmp_path, "2024-04-20")
     story = _ended_story()
     for event in story.events:
         _run(harness, _event_record(event))
     _run(harness, _tick("2024-04-20"))
+    return harness, archive, story
+
+
+def test_a_late_event_for_an_archived_clock_restores_it_and_corrects_the_money(
+    tmp_path: Path,
+) -> None:
+    harness, archive, story = _archived_story(tmp_path)
     late_answer = story.answer(at("2024-03-05"), can_receive=True).events[-1]
     _run(harness, _event_record(late_answer))
     restored = harness.worker.store.get("81234:E1")
@@ -189,11 +195,7 @@ def test_a_late_event_for_an_archived_clock_restores_it_and_corrects_the_money(
 def test_a_repeated_event_for_an_archived_clock_leaves_the_clock_billable(
     tmp_path: Path,
 ) -> None:
-    harness, archive = _archiving(tmp_path, "2024-04-20")
-    story = _ended_story()
-    for event in story.events:
-        _run(harness, _event_record(event))
-    _run(harness, _tick("2024-04-20"))
+    harness, archive, story = _archived_story(tmp_path)
     _run(harness, _event_record(story.events[0]))  # an integration sends an old event again
     kept = harness.worker.store.get("81234:E1") or archive.get("81234:E1")
     assert kept and kept.announced and kept.announced.liable_days == 3
