@@ -8,7 +8,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, update
 from sqlmodel import Session, col, select
 
 from discharge.domain.live_clock import ClockEntry
@@ -66,22 +66,25 @@ class ClockArchive:
             row = session.get(ArchivedClockRow, episode_id)
             return _entry(row) if row and not row.restored else None
 
-    def restore(self, episode_id: str) -> ClockEntry | None:
-        """The archived clock for the hot table (again, after a crash); marks the row."""
-        return self.restore_many([episode_id]).get(episode_id)
-
-    def restore_many(self, episode_ids: list[str]) -> dict[str, ClockEntry]:
-        """`restore` for many episodes in one transaction: those the archive holds."""
+    def find_many(self, episode_ids: list[str]) -> dict[str, ClockEntry]:
+        """The archived clocks of these episodes, restored or not (after a crash between
+        `mark_restored` and the table's write, the clock is still found here)."""
         with Session(self.engine) as session:
             rows: list[ArchivedClockRow] = []
             for chunk in _chunks(episode_ids):
                 query = select(ArchivedClockRow).where(col(ArchivedClockRow.episode_id).in_(chunk))
                 rows.extend(session.exec(query))
-            for row in rows:
-                row.restored = True
-                session.add(row)
-            session.commit()
             return {row.episode_id: _entry(row) for row in rows}
+
+    def mark_restored(self, episode_ids: list[str]) -> None:
+        """These clocks are back in the hot table: statements no longer read them here."""
+        with self.engine.begin() as connection:
+            for chunk in _chunks(episode_ids):
+                connection.execute(
+                    update(ArchivedClockRow)
+                    .where(col(ArchivedClockRow.episode_id).in_(chunk))
+                    .values(restored=True)
+                )
 
     def with_days_in(
         self, first: dt.date, last: dt.date, her_id: str | None = None

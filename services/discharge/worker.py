@@ -60,10 +60,12 @@ Announce = Callable[[str, Sequence[bytes]], Awaitable[None]]
 @dataclass
 class Batch:
     """Records applied together: each episode's outcome so far (recorded at the end, or
-    before a tick), and the episodes already looked up in the archive."""
+    before a tick), and what the archive holds of the episodes already looked up."""
 
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     looked_up: set[str] = field(default_factory=set)
+    archived: dict[str, ClockEntry] = field(default_factory=dict)  # found, not yet restored
+    restored: list[str] = field(default_factory=list)  # by an accepted event of the batch
 
 
 class ClockWorker:
@@ -146,7 +148,8 @@ class ClockWorker:
             return
         episode = event.episode_id
         if not (episode in batch.looked_up or episode in batch.outcomes or episode in self.store):
-            await self._restore(batch, {episode: record.partition})  # archived after a tick
+            await self._look_up(batch, {episode})  # archived by a tick in the batch
+        self._restore(batch, episode, record.partition)
         batched = batch.outcomes.get(episode)
         entry = (
             (batched.entry if batched is not None else None)
@@ -192,37 +195,41 @@ class ClockWorker:
     async def _handle_batch_once(self, records: Sequence[ConsumedRecord]) -> None:
         # Safe to repeat like one record: what was recorded comes again as duplicates.
         batch = Batch()
-        await self._restore(batch, self._not_in_table(records))  # one lookup for the batch
+        await self._look_up(batch, self._not_in_table(records))  # one query for the batch
         for record in records:
             if record.topic == topics.CLOCK_TICKS:
-                await self._record(list(batch.outcomes.values()))  # a tick sees what came before
+                await self._record_batch(batch)  # a tick sees what came before it
                 batch = Batch()  # (and may archive clocks looked up before it)
                 await self.on_tick(record)
             else:
                 await self.on_episode_event(record, batch)
-        await self._record(list(batch.outcomes.values()))
+        await self._record_batch(batch)
 
-    def _not_in_table(self, records: Sequence[ConsumedRecord]) -> dict[str, int]:
-        """Episode (by record key) -> partition, of the events whose clock the table lacks."""
-        missing: dict[str, int] = {}
-        for record in records:
-            if record.topic != topics.CLOCK_TICKS and record.key:
-                episode = record.key.decode(errors="replace")
-                if episode not in self.store:
-                    missing.setdefault(episode, record.partition)
-        return missing
+    def _not_in_table(self, records: Sequence[ConsumedRecord]) -> set[str]:
+        """The episodes (by record key) of the events whose clock the table lacks."""
+        keys = {r.key for r in records if r.topic != topics.CLOCK_TICKS and r.key}
+        return {e for e in (k.decode(errors="replace") for k in keys) if e not in self.store}
 
-    async def _restore(self, batch: Batch, episodes: dict[str, int]) -> None:
-        """Archived clocks late events bring back (their corrections follow), in the batch
-        from the start: a restored clock goes back to the table even if its event is a
-        duplicate, for the archive no longer counts it."""
+    async def _look_up(self, batch: Batch, episodes: set[str]) -> None:
+        """Which of these episodes' clocks the archive holds (one query)."""
         batch.looked_up.update(episodes)
-        if self.archive is None or not episodes:
-            return
-        restored = await asyncio.to_thread(self.archive.restore_many, list(episodes))
-        for episode, entry in restored.items():
+        if self.archive is not None and episodes:
+            batch.archived.update(await asyncio.to_thread(self.archive.find_many, [*episodes]))
+
+    def _restore(self, batch: Batch, episode: str, partition: int) -> None:
+        """An archived clock an accepted event brings back (its corrections follow): in
+        the batch's outcomes from now, so it goes back to the table even if the event is
+        a duplicate (the archive no longer counts it once the batch is recorded)."""
+        if (entry := batch.archived.pop(episode, None)) is not None:
             log.info("clock.restored_from_archive", episode=episode)
-            batch.outcomes[episode] = Outcome(replace(entry, partition=episodes[episode]), [], [])
+            batch.outcomes[episode] = Outcome(replace(entry, partition=partition), [], [])
+            batch.restored.append(episode)
+
+    async def _record_batch(self, batch: Batch) -> None:
+        if batch.restored and self.archive is not None:
+            # Before the table: a crash in between finds the clock in the archive again.
+            await asyncio.to_thread(self.archive.mark_restored, batch.restored)
+        await self._record(list(batch.outcomes.values()))
 
     async def on_tick(self, record: ConsumedRecord) -> None:
         try:

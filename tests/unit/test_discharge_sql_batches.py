@@ -1,5 +1,5 @@
-"""The discharge worker's SQL in batches, on each backend: a batch's archived clocks come
-back in one lookup, its corrections are written in one statement, and a repeat of either
+"""The discharge worker's SQL in batches, on each backend: a batch's archived clocks are
+found in one lookup, its corrections are written in one statement, and a repeat of either
 is harmless."""
 
 from __future__ import annotations
@@ -47,22 +47,24 @@ def _settled(episode_id: str) -> ClockEntry:
     return entry
 
 
-def test_archived_clocks_come_back_in_one_lookup_and_leave_the_archive(engine: Engine) -> None:
-    archive = ClockArchive(engine, lambda: NOW)
-    archive.put_many([_settled("81234:E1"), _settled("81234:E2"), _settled("81234:E3")])
-    restored = archive.restore_many(["81234:E1", "81234:E3", "81234:E9"])
-    assert (sorted(restored), archive.get("81234:E1"), archive.count()) == (
-        ["81234:E1", "81234:E3"],
-        None,
-        3,
-    )
-
-
-def test_a_restored_clock_is_its_archived_state(engine: Engine) -> None:
+def test_a_batch_finds_the_archived_clocks_of_its_episodes_in_one_lookup(engine: Engine) -> None:
     archive = ClockArchive(engine, lambda: NOW)
     settled = _settled("81234:E1")
-    archive.put_many([settled])
-    assert archive.restore_many(["81234:E1"]) == {"81234:E1": settled}
+    archive.put_many([settled, _settled("81234:E2"), _settled("81234:E3")])
+    found = archive.find_many(["81234:E1", "81234:E3", "81234:E9"])
+    assert (sorted(found), found["81234:E1"]) == (["81234:E1", "81234:E3"], settled)
+
+
+def test_clocks_marked_restored_leave_the_statements_but_are_still_found(engine: Engine) -> None:
+    archive = ClockArchive(engine, lambda: NOW)
+    archive.put_many([_settled("81234:E1"), _settled("81234:E2")])
+    archive.mark_restored(["81234:E1"])
+    found = archive.find_many(["81234:E1", "81234:E2"])
+    assert (archive.get("81234:E1"), archive.get("81234:E2") is not None, sorted(found)) == (
+        None,
+        True,
+        ["81234:E1", "81234:E2"],
+    )
 
 
 def test_a_correction_written_twice_in_one_batch_and_again_is_one_row(engine: Engine) -> None:

@@ -201,6 +201,14 @@ def test_a_repeated_event_for_an_archived_clock_leaves_the_clock_billable(
     assert kept and kept.announced and kept.announced.liable_days == 3
 
 
+def test_a_bad_record_keyed_by_an_archived_episode_leaves_its_clock_in_the_archive(
+    tmp_path: Path,
+) -> None:
+    harness, archive, _story = _archived_story(tmp_path)
+    _run(harness, Consumed(HOSPITAL_EVENTS, 3, 9, b"81234:E1", b"\xff\x00garbage", []))
+    assert (harness.table, archive.get("81234:E1") is not None) == ({}, True)
+
+
 def test_an_event_backdated_beyond_the_window_is_dead_lettered_with_the_reason() -> None:
     harness = Harness()  # today is 2024-03-10
     backdated = Episode().discharge_ready(at("2023-12-01")).events[-1]
