@@ -30,23 +30,21 @@ from discharge.domain.live_clock import (
     catch_up,
 )
 from discharge.domain.rates import RateTable
+from discharge.record_check import checked_event
 from discharge.store import ClockArchive
 from discharge.table import ClockTable
-from overgang.codec import InvalidEvent, decode_event
-from overgang.events import MUNICIPAL_KINDS, OSLO, EpisodeEvent
+from overgang.codec import InvalidEvent
+from overgang.events import OSLO
 from overgang.kafka import topics
 from overgang.kafka.records import (
     ConsumedRecord,
     DeadLetterSink,
-    content_type,
-    headers_of,
-    judged_now,
     processing_failed,
     send_dead_letter,
 )
 from overgang.logging import get_logger
 from overgang.metrics import process_metrics
-from overgang.plausibility import Windows, describe, event_violations, load_windows
+from overgang.plausibility import Windows, load_windows
 from overgang.retry import until_done
 
 log = get_logger(__name__)
@@ -93,6 +91,7 @@ class ClockWorker:
         self._dead_letter = dead_letter
         self._sleep = sleep  # the retry backoff's (tests pass a fast one)
         self._unsent_seen: dict[str, list[str]] = {}  # at the last sweep
+        self._lettered: set[int] = set()  # records dead-lettered in this call (`id`)
 
     def today(self) -> dt.date:
         return self.now().astimezone(OSLO).date()
@@ -102,47 +101,37 @@ class ClockWorker:
         of the clock or in the dead-letter topic: an infrastructure error (Kafka,
         timeout) is retried with backoff, so the stream, and with it the partition's
         offsets, waits; a record that is bad in itself is dead-lettered."""
+        self._lettered = set()
+        await self._handle_alone(record)
+
+    async def _handle_alone(self, record: ConsumedRecord) -> None:
         try:
+            # Safe to repeat: a repeat finds the event in the table's history and sends
+            # again only what the table holds as unsent (same ids).
             await until_done(
-                lambda: self._handle_once(record), "clock.record", log, sleep=self._sleep
+                lambda: self._handle_batch_once([record]), "clock.record", log, sleep=self._sleep
             )
         except Exception as exc:  # a bug must not stop every other episode's clock
             log.exception("clock.failed", topic=record.topic)
             await self.dead_letter(record, processing_failed(exc))
 
-    async def _handle_once(self, record: ConsumedRecord) -> None:
-        # Safe to repeat: a repeat finds the event in the table's history and sends again
-        # only what the table holds as unsent (same ids).
-        await self._handle_batch_once([record])
-
     async def dead_letter(self, record: ConsumedRecord, reason: str) -> None:
+        # Once per record of the call, though a retried or failed batch goes over the
+        # record again (the ids stay unique while the call holds its records).
+        if id(record) in self._lettered:
+            return
         await until_done(
             lambda: send_dead_letter(self._dead_letter, record, reason, SERVICE, log),
             "clock.dead_letter",
             log,
             sleep=self._sleep,
         )
-
-    def check_event(self, record: ConsumedRecord) -> EpisodeEvent:
-        decoded = decode_event(record.value, content_type(headers_of(record.headers)))
-        if record.key != decoded.episode_id.encode():
-            raise InvalidEvent("key", "the record key must be the episode id")
-        municipal = decoded.kind in MUNICIPAL_KINDS
-        if municipal != (record.topic == topics.MUNICIPAL_EVENTS):
-            expected = topics.MUNICIPAL_EVENTS if municipal else topics.HOSPITAL_EVENTS
-            raise InvalidEvent("payload", f"{decoded.kind.value} belongs on {expected}")
-        # A backdated notice raises a bill, a backdated answer cuts one: judged against
-        # when the record was written (the episode's history is judged at the gRPC edge).
-        now = judged_now(record, self.now())
-        if violations := event_violations(decoded, now=now, windows=self.windows):
-            field, reason = violations[0]
-            raise InvalidEvent(field, reason if len(violations) == 1 else describe(violations))
-        return decoded
+        self._lettered.add(id(record))
 
     async def on_episode_event(self, record: ConsumedRecord, batch: Batch) -> None:
         """Applies the event to the episode's clock as the batch has it so far."""
         try:
-            event = self.check_event(record)
+            event = checked_event(record, self.now(), self.windows)
         except InvalidEvent as exc:
             await self.dead_letter(record, str(exc))
             return
@@ -183,6 +172,7 @@ class ClockWorker:
         batch, not per event). Returns, like `handle`, only when every record is part of
         the clock or dead-lettered; on a bug the batch goes again one record at a time, so
         only the record at fault is dead-lettered."""
+        self._lettered = set()
         try:
             await until_done(
                 lambda: self._handle_batch_once(records), "clock.batch", log, sleep=self._sleep
@@ -190,7 +180,8 @@ class ClockWorker:
         except Exception:
             log.exception("clock.batch_failed", records=len(records))
             for record in records:
-                await self.handle(record)
+                if id(record) not in self._lettered:
+                    await self._handle_alone(record)
 
     async def _handle_batch_once(self, records: Sequence[ConsumedRecord]) -> None:
         # Safe to repeat like one record: what was recorded comes again as duplicates.
@@ -234,7 +225,7 @@ class ClockWorker:
     async def on_tick(self, record: ConsumedRecord) -> None:
         try:
             day = dt.date.fromisoformat(json.loads(record.value or b"")["date"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             await self.dead_letter(record, f"not a day tick: {exc}")
             return
         if day > self.today() + dt.timedelta(days=1):

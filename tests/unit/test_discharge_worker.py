@@ -39,14 +39,22 @@ async def _no_wait(_delay: float) -> None:
 
 
 class Harness:
-    """A worker over a dict table, recording what it announces and dead-letters;
+    """A worker over a dict table, recording what it announces and dead-letters (its
+    announcements can fail a number of times, or always, as a bug);
     `options` go to the worker (an archive, a correction log, a retention)."""
 
-    def __init__(self, announce_failures: int = 0, now: dt.datetime = NOW, **options: Any) -> None:
+    def __init__(
+        self,
+        announce_failures: int = 0,
+        now: dt.datetime = NOW,
+        announce_bug: bool = False,
+        **options: Any,
+    ) -> None:
         self.table: dict[str, Any] = {}
         self.announced: list[bytes] = []
         self.dead: list[Headers] = []
         self.failures_left = announce_failures
+        self.announce_bug = announce_bug
         self.worker = ClockWorker(
             ClockTable(self.table),
             Rules(RATES, load_profile()),
@@ -58,6 +66,8 @@ class Harness:
         )
 
     async def announce(self, _episode_id: str, values: Sequence[bytes]) -> None:
+        if self.announce_bug:
+            raise RuntimeError("a bug on the way to Kafka")
         if self.failures_left:
             self.failures_left -= 1
             raise KafkaTimeoutError("broker unreachable")
@@ -386,3 +396,27 @@ def test_a_late_event_after_the_tick_that_archived_its_clock_in_one_batch_restor
     asyncio.run(harness.worker.handle_batch(records))
     restored = harness.worker.store.get("81234:E1")
     assert (restored and restored.announced and restored.announced.liable_days) == 1
+
+
+def _garbage(offset: int) -> Consumed:
+    return Consumed(HOSPITAL_EVENTS, 0, offset, b"81234:E1", b"\xff\x00garbage", [])
+
+
+def test_a_bad_record_is_dead_lettered_once_when_its_batch_is_retried() -> None:
+    harness = Harness(announce_failures=2)
+    asyncio.run(harness.worker.handle_batch([_garbage(7), *_story_records()]))
+    assert len(harness.dead) == 1
+
+
+def test_a_bad_record_is_dead_lettered_once_when_its_batch_goes_again_record_by_record() -> None:
+    harness = Harness(announce_bug=True)
+    asyncio.run(harness.worker.handle_batch([_garbage(7), _notice_record(8)]))
+    reasons = [reason_of(h) or "" for h in harness.dead]
+    assert ["processing" in r for r in reasons] == [False, True]
+
+
+def test_a_tick_nested_beyond_the_recursion_limit_is_dead_lettered_as_no_day_tick() -> None:
+    harness = Harness()
+    deep = Consumed(CLOCK_TICKS, 0, 0, None, b"[" * 2000 + b"]" * 2000, [])
+    _run(harness, deep)
+    assert ["not a day tick" in (reason_of(h) or "") for h in harness.dead] == [True]
