@@ -66,7 +66,7 @@ bench-national: install
 
 # python -m discharge on real Kafka vs a bare aiokafka consumer (own broker, port 19292).
 bench-live: install
-	$(BIN)/python -m tooling.bench_live
+	$(BIN)/python -m tooling.bench_live $(BENCH_LIVE_ARGS)
 
 # The local stack under load over gRPC: event -> task p50/p99 (own broker, port 19492);
 # e.g. make load LOAD_ARGS="--rate 30 --seconds 120".

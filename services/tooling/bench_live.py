@@ -10,7 +10,9 @@ committed every input record and the liability topic has been quiet for a while.
 rate: input events over the span from its first to its last liability record (start-up,
 recovery and group join are not counted). The baseline: a plain aiokafka consumer that
 iterates the same two topics from the start, nothing else. CPU seconds per event of
-both are printed too: on a shared machine they move less than wall time.
+both are printed too: on a shared machine they move less than wall time. `--workers N`
+starts N workers in one group instead (their CPU summed); the references show where the
+time goes (a bare consumer that decodes each event, Faust agents: `tooling.bench_faust`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -53,6 +56,7 @@ BENCH_DIR = stack.CHECKOUT / ".data" / "bench"
 CLOCK_DATE = "2024-04-01"  # the simulated month is March 2024
 INPUT_TOPICS = (HOSPITAL_EVENTS, MUNICIPAL_EVENTS)
 MARKER_HER_ID = "90000"
+GROUP_SETTLE_SECONDS = 15.0
 
 
 def _marker_id(label: str, partition: int, partitions: int) -> str:
@@ -218,8 +222,32 @@ class LiveFigures:
         return lines
 
 
+def start_workers(env: dict[str, str], data_dir: Path, count: int) -> list[ServiceProcess]:
+    """`count` discharge workers in one consumer group (one app id), each with its own
+    data directory and loopback ports (`service_env`'s for the first)."""
+    shutil.rmtree(data_dir, ignore_errors=True)  # the broker is fresh: so is the archive
+    workers = []
+    for n in range(count):
+        ports = _fresh_ports() if n else {}
+        own = {**env, **ports, "OVERGANG_DATA_DIR": str(data_dir / f"worker-{n}")}
+        address = own["DISCHARGE_GRPC_ADDR"]
+        workers.append(ServiceProcess("discharge", address, data_dir / f"log-{n}", env=own))
+    for worker in workers:
+        worker.start()
+    return workers
+
+
+def _fresh_ports() -> dict[str, str]:
+    return {k: v for k, v in service_env("", Path(), "").items() if k.endswith("_ADDR")}
+
+
 def run(
-    episodes: int, partitions: int, quiet: float, timeout: float, references: bool = True
+    episodes: int,
+    partitions: int,
+    quiet: float,
+    timeout: float,
+    references: bool = True,
+    workers: int = 1,
 ) -> LiveFigures:
     os.environ["OVERGANG_TOPIC_PARTITIONS"] = str(partitions)
     data_dir = BENCH_DIR / "live"
@@ -232,21 +260,26 @@ def run(
         batches = (marker_events("head", partitions, False), month)
         tail = marker_events("tail", partitions, True)
         env = service_env(bootstrap, data_dir, CLOCK_DATE)
-        worker = ServiceProcess("discharge", env["DISCHARGE_GRPC_ADDR"], data_dir / "log", env=env)
-        worker.start().wait_serving(timeout)
+        group = start_workers(env, data_dir, workers)
         try:
+            for worker in group:
+                worker.wait_serving(timeout)
+            if workers > 1:
+                time.sleep(GROUP_SETTLE_SECONDS)  # the joins' rebalances, on empty topics
             # Started and recovered on empty topics: only the processing is counted.
-            idle_cpu = process_cpu(worker.pid)
+            idle_cpu = sum(process_cpu(w.pid) for w in group)
             sent = sum(produce_events(bootstrap, batch, settings) for batch in (*batches, tail))
             wait_done(
                 bootstrap, "overgang-discharge" + env["OVERGANG_APP_ID_SUFFIX"], quiet, timeout
             )
-            worker_cpu = process_cpu(worker.pid) - idle_cpu
+            worker_cpu = sum(process_cpu(w.pid) for w in group) - idle_cpu
         finally:
-            worker.stop()
+            for worker in group:
+                worker.stop()
         records, span = liability_span(bootstrap)
         runs = {"baseline: bare aiokafka consumer": asyncio.run(bare_consumer(bootstrap, sent))}
-        runs["discharge worker (python -m discharge)"] = (span, worker_cpu)
+        name = "discharge worker" if workers == 1 else f"{workers} discharge workers"
+        runs[f"{name} (python -m discharge)"] = (span, worker_cpu)
         if references:
             runs["reference: bare aiokafka + decode"] = asyncio.run(
                 bare_consumer(bootstrap, sent, decode)
@@ -270,8 +303,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-references", action="store_true", help="skip the reference Faust agents"
     )
+    parser.add_argument("--workers", type=int, default=1, help="discharge workers, one group")
     args = parser.parse_args(argv)
-    figures = run(args.episodes, args.partitions, args.quiet, args.timeout, not args.no_references)
+    figures = run(
+        args.episodes,
+        args.partitions,
+        args.quiet,
+        args.timeout,
+        not args.no_references,
+        args.workers,
+    )
     for line in figures.lines():
         print(line, flush=True)
     return 0
