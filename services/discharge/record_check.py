@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from overgang.codec import InvalidEvent, decode_event
-from overgang.events import MUNICIPAL_KINDS, EpisodeEvent
+from overgang.events import EpisodeEvent
 from overgang.kafka import topics
 from overgang.kafka.records import ConsumedRecord, content_type, headers_of, judged_now
 from overgang.plausibility import Windows, describe, event_violations
@@ -17,9 +17,7 @@ def checked_event(record: ConsumedRecord, now: dt.datetime, windows: Windows) ->
     decoded = decode_event(record.value, content_type(headers_of(record.headers)))
     if record.key != decoded.episode_id.encode():
         raise InvalidEvent("key", "the record key must be the episode id")
-    municipal = decoded.kind in MUNICIPAL_KINDS
-    if municipal != (record.topic == topics.MUNICIPAL_EVENTS):
-        expected = topics.MUNICIPAL_EVENTS if municipal else topics.HOSPITAL_EVENTS
+    if record.topic != (expected := topics.topic_for(decoded)):
         raise InvalidEvent("payload", f"{decoded.kind.value} belongs on {expected}")
     # A backdated notice raises a bill, a backdated answer cuts one: judged against when
     # the record was written (the episode's history is judged at the gRPC edge).

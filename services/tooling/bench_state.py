@@ -32,9 +32,9 @@ from discharge.store import ClockArchive
 from discharge.table import ClockTable
 from discharge.worker import ClockWorker
 from overgang.codec import encode_event
-from overgang.events import MUNICIPAL_KINDS, OSLO, Destination, Division, EpisodeEvent, EventKind
+from overgang.events import OSLO, Destination, Division, EpisodeEvent, EventKind
 from overgang.kafka.records import Consumed, Headers
-from overgang.kafka.topics import CLOCK_TICKS, HOSPITAL_EVENTS, MUNICIPAL_EVENTS
+from overgang.kafka.topics import CLOCK_TICKS, topic_for
 from overgang.plausibility import Windows
 from overgang.sql.engine import make_engine
 from overgang.sql.migrations import migrate
@@ -75,8 +75,7 @@ def _history(episode: str, start: dt.date, ended: bool) -> list[EpisodeEvent]:
 
 
 def _record(event: EpisodeEvent) -> Consumed:
-    topic = MUNICIPAL_EVENTS if event.kind in MUNICIPAL_KINDS else HOSPITAL_EVENTS
-    return Consumed(topic, 0, 0, event.episode_id.encode(), encode_event(event), [])
+    return Consumed(topic_for(event), 0, 0, event.episode_id.encode(), encode_event(event), [])
 
 
 class Bench:

@@ -10,13 +10,9 @@ from kafka import KafkaProducer
 
 from overgang.codec import CONTENT_TYPE_PROTO, encode_event
 from overgang.config import Settings, load_settings
-from overgang.events import MUNICIPAL_KINDS, EpisodeEvent
+from overgang.events import EpisodeEvent
 from overgang.kafka.security import kafka_python_security
-from overgang.kafka.topics import HOSPITAL_EVENTS, MUNICIPAL_EVENTS
-
-
-def topic_for(event: EpisodeEvent) -> str:
-    return MUNICIPAL_EVENTS if event.kind in MUNICIPAL_KINDS else HOSPITAL_EVENTS
+from overgang.kafka.topics import topic_for
 
 
 def produce_events(

@@ -12,6 +12,7 @@ from kafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError
 from kafka.partitioner.default import murmur2
 
 from overgang.config import Settings
+from overgang.events import MUNICIPAL_KINDS, EpisodeEvent
 from overgang.kafka.security import kafka_python_security
 from overgang.logging import get_logger
 
@@ -32,6 +33,11 @@ def default_partition(key: str, partitions: int) -> int:
     """The partition the default (murmur2) partitioner gives a record keyed `key`: where an
     episode's events, and so its clock, live."""
     return int((murmur2(key.encode()) & 0x7FFFFFFF) % partitions)
+
+
+def topic_for(event: EpisodeEvent) -> str:
+    """The topic an episode event belongs on: municipal answers apart from hospital events."""
+    return MUNICIPAL_EVENTS if event.kind in MUNICIPAL_KINDS else HOSPITAL_EVENTS
 
 
 @dataclass(frozen=True)
