@@ -31,7 +31,6 @@ from overgang.logging import get_logger
 
 log = get_logger(__name__)
 
-DEFAULT_STALL_SECONDS = 60.0
 RESTARTS_ENV = "OVERGANG_RECOVERY_RESTARTS"  # how often this worker replaced itself
 
 
@@ -84,7 +83,7 @@ class RecoveryWatchdog:
         read: Callable[[], RecoveryState],
         act: Callable[[], Awaitable[None]],
         clock: Callable[[], float],
-        stall_seconds: float = DEFAULT_STALL_SECONDS,
+        stall_seconds: float,  # OVERGANG_RECOVERY_STALL_SECONDS (config.py)
     ) -> None:
         self.read = read
         self.act = act
