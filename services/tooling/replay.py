@@ -30,20 +30,6 @@ class LineError:
     reason: str
 
 
-def day_totals(statement: Statement | None) -> tuple[int, int, int]:
-    """(liable days, rate-pending days, NOK) of a statement, in one pass over its days
-    (`Statement.liable_days`, `.pending_days` and `.amount_nok` make three)."""
-    liable = pending = nok = 0
-    for period in statement.periods if statement else ():
-        for day in period.days:
-            liable += 1
-            if day.amount_nok is None:
-                pending += 1
-            else:
-                nok += day.amount_nok
-    return liable, pending, nok
-
-
 @dataclass(frozen=True)
 class EpisodeResult:
     episode_id: str
@@ -117,9 +103,7 @@ def _episode(
     except Exception as exc:  # one episode's failure must not hide the others
         municipality = max(events, key=EpisodeEvent.sort_key).municipality
         return EpisodeResult(episode_id, None, municipality, f"{type(exc).__name__}: {exc}")
-    return EpisodeResult(
-        episode_id, statement, statement.municipality, totals=day_totals(statement)
-    )
+    return EpisodeResult(episode_id, statement, statement.municipality, totals=statement.totals())
 
 
 def replay(

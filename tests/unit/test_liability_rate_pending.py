@@ -34,6 +34,11 @@ def test_a_day_in_a_year_without_a_rate_is_liable_but_not_priced() -> None:
     )
 
 
+def test_the_totals_in_one_pass_are_the_liable_pending_and_priced_days() -> None:
+    statement = across_new_year().statement(as_of="2025-02-01")
+    assert statement.totals() == (4, 2, 2 * 5_745)
+
+
 def test_a_rate_pending_day_has_no_amount() -> None:
     days = across_new_year().statement(as_of="2025-02-01").days
     assert [(d.date.isoformat(), d.amount_nok) for d in days[-2:]] == [

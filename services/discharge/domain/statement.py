@@ -179,3 +179,17 @@ class Statement(DayTotals):
 
     def liable(self) -> tuple[LiableDay, ...]:
         return self.days
+
+    def totals(self) -> tuple[int, int, int]:
+        """(liable days, rate-pending days, NOK) in one pass over the periods' days: what
+        `liable_days`, `pending_days` and `amount_nok` give, without building `days`
+        (`overgang replay` reads them for every episode)."""
+        liable = pending = nok = 0
+        for period in self.periods:
+            for day in period.days:
+                liable += 1
+                if day.amount_nok is None:
+                    pending += 1
+                else:
+                    nok += day.amount_nok
+        return liable, pending, nok
