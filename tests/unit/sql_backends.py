@@ -8,7 +8,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine
 
 from overgang.sql.engine import make_engine
@@ -26,6 +25,3 @@ def empty_engine(backend: str, sqlite_file: Path) -> Iterator[Engine]:
             connection.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     yield engine
     engine.dispose()
-
-
-backends = pytest.mark.parametrize("backend", BACKENDS)
